@@ -1,0 +1,34 @@
+# rarewatch: two commands on a fresh machine (README "Quick start").
+#   make run   monthly refresh on the bundled sample releases, no network
+#   make test  the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Prefect runs embedded (ephemeral, SQLite under .prefect/) and never phones home.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED = false
+export PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY = false
+export DO_NOT_TRACK = 1
+export PREFECT_SERVER_ALLOW_EPHEMERAL_MODE = true
+export PREFECT_LOGGING_LEVEL ?= WARNING
+
+.PHONY: run test install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	RAREWATCH_INBOX=$${RAREWATCH_INBOX:-samples/inbox} $(BIN)/rarewatch refresh
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf warehouse/raw warehouse/clean warehouse/indicators warehouse/quarantine .prefect

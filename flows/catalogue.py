@@ -1,0 +1,99 @@
+"""Reference data kept in the repository: the commodity catalogue and Japan's country codes.
+
+- `reference/commodities.csv`: HS6 or Japan 9-digit code prefix -> metal id, with `valid_from` /
+  `valid_to` months for HS revisions (REFERENCE section 6; HS2017 -> HS2022 changed 8103, 8106,
+  8109, 8112). A 9-digit code belongs to the metal of its *longest* matching prefix, so the
+  Japanese national splits of 811292 (indium, vanadium, germanium, other incl. gallium) win over
+  any HS6 entry; every code maps to at most one metal and nothing is counted twice.
+- `reference/japan_customs_countries.csv`: the official 3-digit list (customs.go.jp
+  toukei/sankou/code/country_e.htm, REFERENCE 1.5) plus ISO 3166-1 alpha-3 and the special-area
+  flag (701 For Order, 702 Unknown, 703 bonded areas); built by scripts/build_country_table.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import polars as pl
+
+_METAL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _reference_csv(name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    data = resources.files("flows").joinpath("reference", name).read_bytes()
+    return pl.read_csv(data, schema_overrides=schema, infer_schema=False)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The commodity catalogue: which HS codes make up which metal, and when."""
+
+    entries: pl.DataFrame  # metal, code, valid_from, valid_to, description, citation
+
+    @classmethod
+    @cache
+    def load(cls) -> "Catalogue":
+        df = _reference_csv("commodities.csv", {})
+        bad = df.filter(~pl.col("code").str.contains(r"^(\d{6}|\d{9})$") |
+                        ~pl.col("metal").str.contains(_METAL_ID.pattern))
+        if bad.height:
+            raise ValueError(f"reference/commodities.csv: malformed rows {bad.to_dicts()}")
+        dup = df.filter(pl.struct("code", "valid_from").is_duplicated())
+        if dup.height:
+            raise ValueError(f"reference/commodities.csv: code listed twice {dup['code'].to_list()}")
+        return cls(df.with_columns(
+            pl.col("valid_from").fill_null("0000-01"), pl.col("valid_to").fill_null("9999-12"),
+        ))
+
+    @property
+    def metals(self) -> list[str]:
+        return sorted(self.entries["metal"].unique().to_list())
+
+    @property
+    def hs6_codes(self) -> list[str]:
+        """HS6 codes of the catalogue, including the HS6 heading of every 9-digit entry."""
+        return sorted(set(self.entries["code"].str.slice(0, 6).to_list()))
+
+    def codes_of(self, metal: str) -> list[str]:
+        return sorted(self.entries.filter(pl.col("metal") == metal)["code"].to_list())
+
+    def keeps(self, hs: pl.Expr) -> pl.Expr:
+        """Expression: is this 6- or 9-digit code covered by the catalogue (any date)?
+
+        Used to filter while scanning a release, before any row is typed or validated.
+        """
+        return hs.str.slice(0, 6).is_in(self.hs6_codes)
+
+    def assign_metal(self, frame: pl.DataFrame, *, code: str = "hs9", period: str = "period") -> pl.DataFrame:
+        """Add `metal` to rows with a 6- or 9-digit `code` and a Date `period`; drop rows of no metal.
+
+        Longest matching prefix wins among entries valid at the period.
+        """
+        month = pl.col(period).dt.strftime("%Y-%m")
+        out = frame.with_row_index("_r")
+        cands = []
+        for length in (9, 6):
+            e = self.entries.filter(pl.col("code").str.len_chars() == length)
+            if e.height == 0:
+                continue
+            j = out.select("_r", pl.col(code).str.slice(0, length).alias("_code"), month.alias("_month")).join(
+                e.select("metal", pl.col("code").alias("_code"), "valid_from", "valid_to"), on="_code")
+            j = j.filter((pl.col("_month") >= pl.col("valid_from")) & (pl.col("_month") <= pl.col("valid_to")))
+            cands.append(j.select("_r", "metal", pl.lit(length).alias("_len")))
+        best = (pl.concat(cands).sort("_r", "_len", descending=[False, True])
+                .unique("_r", keep="first", maintain_order=True).drop("_len"))
+        return out.join(best, on="_r", how="inner").sort("_r").drop("_r")
+
+
+@cache
+def japan_customs_countries() -> pl.DataFrame:
+    """code (3-digit string), zone, name, iso3 (null where no ISO code), special_area (bool)."""
+    df = _reference_csv("japan_customs_countries.csv", {})
+    return df.with_columns(
+        pl.col("code").str.zfill(3),
+        pl.col("iso3").replace("", None),
+        (pl.col("special_area") == "true").alias("special_area"),
+    )

@@ -1,0 +1,77 @@
+"""`rarewatch` command line: a thin door onto the same flows Prefect deploys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flows.periods import Month
+
+
+def _month(text: str) -> str:
+    try:
+        return str(Month.parse(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rarewatch",
+        description="Japan's dependency on imported rare earths and minor metals, from primary sources. "
+        "Settings come from RAREWATCH_* environment variables (RAREWATCH_WAREHOUSE, RAREWATCH_INBOX, ...).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("refresh", help="fetch, validate and land a month's releases, then recompute indicators",
+                       description="Run the monthly-refresh flow. With RAREWATCH_INBOX holding files, those are "
+                       "ingested without network; otherwise the month's release is fetched from the source.")
+    r.add_argument("--period", type=_month, metavar="YYYY-MM",
+                   help="month to refresh (default: latest month due, or everything in the inbox)")
+    r.add_argument("--source", action="append", dest="sources", metavar="NAME",
+                   help="source to refresh (repeatable; default: all)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "refresh":
+        return _refresh(args.period, args.sources)
+    return 2
+
+
+def _refresh(period: str | None, sources: list[str] | None) -> int:
+    import polars as pl
+
+    from flows.errors import RarewatchError
+    from flows.monthly import month_summary, monthly_refresh
+    from flows.settings import Settings
+    from flows.warehouse import Warehouse
+
+    settings = Settings()
+    try:
+        results = monthly_refresh(period=period, sources=sources)
+    except (RarewatchError, ValueError) as e:
+        print(f"rarewatch refresh failed:\n{e}", file=sys.stderr)
+        return 1
+    wh = Warehouse(settings.warehouse)
+    print(f"\nwarehouse: {wh.root_url}")
+    for zone in ("raw", "clean", "indicators"):
+        print(f"  {zone + '/':12s} {wh.url(zone)}")
+    with pl.Config(tbl_rows=60, tbl_cols=12, float_precision=3, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
+        for name, r in results.items():
+            print(f"\n{name}: {r['rows_written']} rows landed, months {_span(r['months'])}; "
+                  f"{r['import_dependency']} import_dependency rows")
+            summary = month_summary(settings, name, r["focus"])
+            if summary.height:
+                print(f"China share (fraction) and HHI (0-10,000) for {r['focus']}, month and trailing 12 months:")
+                print(summary)
+    return 0
+
+
+def _span(months: list[str]) -> str:
+    return f"{months[0]}..{months[-1]}" if months else "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Import-dependency indicators: partner shares, China's share, HHI (REFERENCE section 7).
+
+Input is the trade frame every source gives (`Source.trade`): imports by year, month, metal and
+partner, with `value` (source currency) and `quantity` (net mass in kg, null when the row has no
+mass unit). Definitions:
+- partner share = partner / total, separately on value and on quantity; the total excludes
+  special areas (For Order, Unknown, bonded areas: REFERENCE 1.5 and 7), which are reported in
+  their own column; partners missing from the code table stay in the total and are reported;
+- HHI = sum of (100 * share)^2, 0..10,000 [World Mining Data]; effective suppliers = 10,000 / HHI
+  (the numbers-equivalent);
+- frequencies: M (one month); 12M (trailing twelve months ending in the month, only when all
+  twelve months are available); A (calendar year, complete years only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+from flows.periods import Month
+
+GROUP = ["metal", "freq", "basis", "period_start", "period_end"]
+
+
+def windows(months: Iterable[Month]) -> pl.DataFrame:
+    """Map each available month to every period (M, 12M, A) it belongs to."""
+    avail = set(months)
+    rows: list[tuple[str, object, object, int, int, int]] = []
+    for m in sorted(avail):
+        rows.append(("M", m.first_day, m.last_day, 1, m.year, m.month))
+        members = [m.shift(-k) for k in range(12)]
+        if all(x in avail for x in members):
+            rows.extend(("12M", members[-1].first_day, m.last_day, 12, x.year, x.month) for x in members)
+        if m.month == 12:
+            year = [Month(m.year, k) for k in range(1, 13)]
+            if all(x in avail for x in year):
+                rows.extend(("A", year[0].first_day, m.last_day, 12, x.year, x.month) for x in year)
+    return pl.DataFrame(rows, schema={"freq": pl.String, "period_start": pl.Date, "period_end": pl.Date,
+                                      "months": pl.Int64, "year": pl.Int64, "month": pl.Int64}, orient="row")
+
+
+def partner_amounts(trade: pl.DataFrame, months: Iterable[Month]) -> pl.DataFrame:
+    """Amount per metal, period, basis and partner (amounts > 0 only)."""
+    long = trade.unpivot(
+        on=["value", "quantity"],
+        index=["year", "month", "metal", "partner_code", "partner_iso3", "partner_name", "special_area",
+               "unknown_partner"],
+        variable_name="basis", value_name="amount",
+    ).filter(pl.col("amount").is_not_null() & (pl.col("amount") > 0))
+    joined = long.with_columns(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64)).join(
+        windows(months), on=["year", "month"], how="inner")
+    return joined.group_by([*GROUP, "months", "partner_code"]).agg(
+        pl.col("amount").sum(),
+        pl.col("partner_iso3").first(),
+        pl.col("partner_name").first(),
+        pl.col("special_area").first(),
+        pl.col("unknown_partner").first(),
+    )
+
+
+def compute(trade: pl.DataFrame, months: Iterable[Month], *, source: str,
+            value_unit: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(partner_shares, import_dependency) for one source."""
+    amounts = partner_amounts(trade, months)
+    unit = pl.when(pl.col("basis") == "value").then(pl.lit(value_unit)).otherwise(pl.lit("kg")).alias("unit")
+
+    suppliers = (
+        amounts.filter(~pl.col("special_area"))
+        .sort([*GROUP, "amount", "partner_code"], descending=[False] * len(GROUP) + [True, False])
+        .with_columns(
+            (pl.col("amount") / pl.col("amount").sum().over(GROUP)).alias("share"),
+            (pl.int_range(pl.len()).over(GROUP) + 1).cast(pl.Int64).alias("rank"),
+        )
+    )
+    shares = suppliers.select(
+        pl.lit(source).alias("source"), *GROUP[:1], "freq", "basis", unit, "period_start", "period_end",
+        "partner_code", "partner_iso3", "partner_name", "amount", "share", "rank",
+    ).sort("metal", "freq", "basis", "period_start", "rank")
+
+    concentration = suppliers.group_by(GROUP).agg(
+        pl.col("amount").sum().alias("total"),
+        pl.len().cast(pl.Int64).alias("partners"),
+        pl.col("share").filter(pl.col("partner_iso3") == "CHN").sum().alias("china_share"),
+        pl.col("partner_iso3").first().alias("top_partner_iso3"),
+        pl.col("partner_name").first().alias("top_partner_name"),
+        pl.col("share").first().alias("top_partner_share"),
+        pl.col("share").filter(pl.col("rank") <= 3).sum().alias("top3_share"),
+        ((pl.col("share") * 100) ** 2).sum().alias("hhi"),
+        pl.col("amount").filter(pl.col("unknown_partner")).sum().alias("unknown_partners_amount"),
+    )
+    every = amounts.group_by([*GROUP, "months"]).agg(
+        pl.col("amount").filter(pl.col("special_area")).sum().alias("special_areas_amount"))
+    dependency = every.join(concentration, on=GROUP, how="left").select(
+        pl.lit(source).alias("source"), "metal", "freq", "basis", unit, "period_start", "period_end", "months",
+        pl.col("total").fill_null(0.0),
+        pl.col("partners").fill_null(0),
+        "china_share", "top_partner_iso3", "top_partner_name", "top_partner_share", "top3_share",
+        # float error can push a single supplier's HHI a hair over 10,000
+        pl.col("hhi").clip(upper_bound=10_000.0),
+        (10_000.0 / pl.col("hhi")).clip(lower_bound=1.0).alias("effective_suppliers"),
+        "special_areas_amount",
+        pl.col("unknown_partners_amount").fill_null(0.0),
+    ).with_columns(
+        pl.col(c).clip(upper_bound=1.0) for c in ("china_share", "top_partner_share", "top3_share")
+    ).sort("metal", "freq", "basis", "period_start")
+    return shares, dependency

@@ -1,0 +1,172 @@
+"""Prefect flow `monthly_refresh`: the month's releases of every source, landed, then indicators.
+
+Thin on purpose: each task calls one plain function of `flows.pipeline`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows import pipeline
+from flows.catalogue import Catalogue
+from flows.errors import FetchError, SourceFailed
+from flows.periods import Month, latest_japan_customs_month
+from flows.settings import Settings
+from flows.sources import registry
+
+
+def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Prefect's callback)
+    """Retry a task only for network trouble; a malformed file stays malformed."""
+    try:
+        state.result()
+    except FetchError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_retry_fetch_errors_only,
+      cache_policy=NO_CACHE, task_run_name="fetch-{source_name}")
+def fetch_releases(settings: Settings, source_name: str, period: Month | None) -> list[pipeline.Fetched]:
+    """Find the release files (inbox or live) and fetch their bytes."""
+    source = registry()[source_name]
+    from flows.httpclient import session
+
+    http = session(settings)
+    refs = pipeline.find_releases(settings, source, period, http)
+    get_run_logger().info("%s: %d release file(s) to ingest", source_name, len(refs))
+    return [pipeline.fetch_release(settings, source, ref, http) for ref in refs]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="land-{source_name}")
+def land_releases(settings: Settings, source_name: str, fetched: list[pipeline.Fetched],
+                  period: Month | None) -> pipeline.LandReport:
+    """Keep raw bytes, parse, validate, publish the clean dataset (all or nothing per source)."""
+    return pipeline.land(settings, registry()[source_name], fetched, Catalogue.load(), period)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="indicators-{source_name}")
+def compute_indicators(settings: Settings, source_name: str) -> dict[str, int]:
+    """Recompute partner shares and import dependency from the clean dataset."""
+    return pipeline.compute_dependency(settings, registry()[source_name], Catalogue.load())
+
+
+def due_period(settings: Settings, period: str | None, now: dt.datetime) -> Month | None:
+    """The month to refresh: the one asked for; none when the inbox supplies the files; else the
+    latest month whose Japan Customs 9-digit imports are out at the run's scheduled time."""
+    if period:
+        return Month.parse(period)
+    if settings.inbox is not None:
+        return None
+    return latest_japan_customs_month(now)
+
+
+@flow(name="monthly-refresh", log_prints=True)
+def monthly_refresh(period: str | None = None, sources: list[str] | None = None) -> dict[str, Any]:
+    """Refresh the month's releases of every source (or those named), then their indicators.
+
+    Args:
+        period: month to refresh, `YYYY-MM`; default: the latest month due at the scheduled time
+            (or everything in the inbox when RAREWATCH_INBOX holds files).
+        sources: source names (default: all).
+    """
+    settings = Settings()
+    return run_refresh(settings, period, sources, now=flow_run.get_scheduled_start_time())
+
+
+def run_refresh(settings: Settings, period: str | None, sources: list[str] | None,
+                now: dt.datetime) -> dict[str, Any]:
+    """Body of the flow: one source failing does not stop the others; failures are raised at the end."""
+    logger = get_run_logger()
+    known = registry()
+    names = sources or list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown source(s) {unknown}; known: {sorted(known)}")
+    month = due_period(settings, period, now)
+    results: dict[str, Any] = {}
+    failures: list[SourceFailed] = []
+    for name in names:
+        try:
+            fetched = fetch_releases(settings, name, month)
+            report = land_releases(settings, name, fetched, month)
+            counts = compute_indicators(settings, name)
+        except Exception as e:  # reported per source; the others still land
+            logger.error("%s failed: %s", name, e)
+            failures.append(e if isinstance(e, SourceFailed) else SourceFailed(name, [e]))
+            results[name] = {"status": "failed", "error": str(e)}
+            continue
+        focus = str(month) if month else (report.months[-1] if report.months else None)
+        results[name] = {"status": "ok", "rows_written": report.rows_written, "rows_rejected": report.rows_rejected,
+                         "months": report.months, "focus": focus, "files": report.files, **counts}
+    _artifacts(settings, results)
+    if failures:
+        raise failures[0] if len(failures) == 1 else SourceFailed(
+            ",".join(f.source for f in failures), [e for f in failures for e in f.errors])
+    return results
+
+
+def month_summary(settings: Settings, source: str, focus: str | None) -> pl.DataFrame:
+    """China share (%) and HHI per metal for the focus month: the month (M) and trailing 12 months."""
+    dep = pipeline.read_indicator(settings, "import_dependency")
+    if dep is None or focus is None:
+        return pl.DataFrame()
+    end = Month.parse(focus).last_day
+    rows = dep.filter((pl.col("source") == source) & (pl.col("period_end") == end))
+
+    def pick(freq: str, basis: str, column: str, name: str, pct: bool = False) -> pl.DataFrame:
+        sel = rows.filter((pl.col("freq") == freq) & (pl.col("basis") == basis))
+        expr = (pl.col(column) * 100).round(1) if pct else pl.col(column)
+        return sel.select("metal", expr.alias(name))
+
+    out = rows.select("metal").unique()
+    for part in (
+        pick("M", "quantity", "china_share", "China % qty M", pct=True),
+        pick("12M", "quantity", "china_share", "China % qty 12M", pct=True),
+        pick("12M", "value", "china_share", "China % value 12M", pct=True),
+        pick("12M", "quantity", "hhi", "HHI qty 12M").with_columns(pl.col("HHI qty 12M").round(0).cast(pl.Int64)),
+        pick("12M", "quantity", "top_partner_name", "top supplier 12M"),
+    ):
+        out = out.join(part, on="metal", how="left")
+    return out.sort("metal")
+
+
+def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
+    table = []
+    for name, r in results.items():
+        table.append({"source": name, "status": r["status"], "rows_written": r.get("rows_written", 0),
+                      "rows_rejected": r.get("rows_rejected", 0), "partner_shares": r.get("partner_shares", 0),
+                      "import_dependency": r.get("import_dependency", 0), "error": r.get("error", "")[:500]})
+    create_table_artifact(key="rows-written", table=table, description="Rows written and rejected per source")
+    md = ["# rarewatch monthly refresh", ""]
+    for name, r in results.items():
+        if r["status"] != "ok":
+            md += [f"## {name}: failed", "", "```", r["error"][:2000], "```", ""]
+            continue
+        md += [f"## {name}: {r['focus']}", "", f"{r['rows_written']} rows landed for months "
+               f"{', '.join(r['months']) or '-'}.", ""]
+        md += _markdown_table(settings, name, r["focus"])
+    create_markdown_artifact(key="month-summary", markdown="\n".join(md), description="China share and HHI per metal")
+
+
+def _markdown_table(settings: Settings, source: str, focus: str | None) -> list[str]:
+    dep = pipeline.read_indicator(settings, "import_dependency")
+    if dep is None or focus is None:
+        return ["(no indicators)"]
+    end = Month.parse(focus).last_day
+    rows = dep.filter((pl.col("source") == source) & (pl.col("period_end") == end) & (pl.col("basis") == "quantity")
+                      & pl.col("freq").is_in(["M", "12M"])).sort("metal", "freq")
+    out = ["| metal | freq | China share (qty) | HHI (qty) | top supplier |", "|---|---|---:|---:|---|"]
+    for r in rows.iter_rows(named=True):
+        share = "-" if r["china_share"] is None else f"{100 * r['china_share']:.1f} %"
+        hhi = "-" if r["hhi"] is None else f"{r['hhi']:,.0f}"
+        out.append(f"| {r['metal']} | {r['freq']} | {share} | {hhi} | {r['top_partner_name'] or '-'} |")
+    return out

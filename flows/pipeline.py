@@ -1,0 +1,257 @@
+"""The pipeline as plain functions: find -> fetch -> keep raw -> parse -> validate -> publish -> indicators.
+
+Flows (flows/monthly.py) and the CLI call these; nothing here needs Prefect, so everything is
+testable and importable on its own. Every function takes the Settings it needs as an argument.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandera.errors
+import pandera.polars as pa
+import polars as pl
+import requests
+
+from flows.catalogue import Catalogue
+from flows.errors import FetchError, RarewatchError, ReleaseFileError, SourceFailed, ValidationFailed
+from flows.httpclient import session
+from flows.indicators import IMPORT_DEPENDENCY, PARTNER_SHARES, dependency
+from flows.periods import Month
+from flows.settings import Settings
+from flows.sources import Parsed, ReleaseFile, Source, inbox_files
+from flows.warehouse import Warehouse
+from schemas.indicators import ImportDependency, PartnerShares
+from schemas.raw import RawManifest
+
+
+@dataclass
+class Fetched:
+    ref: ReleaseFile
+    data: bytes
+
+
+@dataclass
+class LandReport:
+    """What one source's ingestion did."""
+
+    source: str
+    files: list[dict] = field(default_factory=list)  # per file: name, sha256, vintage, release, rows, ...
+    rows_written: int = 0
+    rows_rejected: int = 0
+    months: list[str] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- find and fetch
+def find_releases(settings: Settings, source: Source, period: Month | None,
+                  http: requests.Session | None = None) -> list[ReleaseFile]:
+    """Files to ingest: the inbox's when it holds any for this source, else the live release of `period`."""
+    if settings.inbox is not None:
+        files = inbox_files(source.name, Path(settings.inbox), getattr(source, "suffixes", (".csv",)))
+        if files:
+            return files
+    if period is None:
+        raise FetchError(source.name, "-", "no period given and no files in the inbox "
+                                           f"({settings.inbox or 'RAREWATCH_INBOX not set'})")
+    return source.discover(settings, http or session(settings), period)
+
+
+def fetch_release(settings: Settings, source: Source, ref: ReleaseFile,
+                  http: requests.Session | None = None) -> Fetched:
+    """The bytes of one release file: read from the inbox, or downloaded."""
+    if ref.url.startswith("file:"):
+        path = Path(unquote(urlparse(ref.url).path))
+        try:
+            return Fetched(ref, path.read_bytes())
+        except OSError as e:
+            raise FetchError(source.name, ref.url, f"cannot read inbox file: {e.strerror}") from None
+    return Fetched(ref, source.fetch(settings, http or session(settings), ref))
+
+
+# ----------------------------------------------------------------------------- land
+def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: Catalogue,
+         period: Month | None = None) -> LandReport:
+    """Keep raw bytes, parse, validate and publish a batch of release files of one source.
+
+    All or nothing: if any file is malformed, its failure cases go to quarantine, every problem
+    is raised together in a SourceFailed, and no clean partition is touched. With `period`,
+    only files carrying that month are landed (inbox files hold whole years).
+    """
+    wh = Warehouse(settings.warehouse)
+    report = LandReport(source.name)
+    errors: list[Exception] = []
+    manifest: list[dict] = []
+    good: list[tuple[Fetched, Parsed, str]] = []
+    retrieved_at = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+
+    for f in fetched:
+        sha, raw_url = wh.put_raw(source.name, f.ref.name, f.data)
+        entry = {"source": source.name, "file": f.ref.name, "url": f.ref.url, "sha256": sha, "size": len(f.data),
+                 "raw_path": raw_url, "retrieved_at": retrieved_at, "vintage": None, "release": None,
+                 "status": "rejected"}
+        manifest.append(entry)
+        try:
+            parsed = source.parse(f.ref, f.data, sha, catalogue)
+        except ReleaseFileError as e:
+            errors.append(e)
+            continue
+        entry.update(vintage=parsed.vintage, release=parsed.release)
+        if period is not None and parsed.failures.is_empty() and period not in parsed.months:
+            manifest.pop()
+            report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: does not carry {period}"})
+            continue
+        failures = parsed.failures
+        if failures.is_empty():
+            failures = model_failures(source.model, parsed.frame)
+        if not failures.is_empty():
+            where = wh.quarantine(source.dataset, f"{sha[:12]}_{f.ref.name}",
+                                  _quarantine_frame(source, f, sha, failures))
+            messages = [_failure_message(r) for r in failures.iter_rows(named=True)]
+            errors.append(ValidationFailed(source.name, f.ref.name, source.dataset, messages, where, failures.height))
+            report.rows_rejected += failures["line"].n_unique()
+            continue
+        good.append((f, parsed, sha))
+        report.files.append({"file": f.ref.name, "sha256": sha, "vintage": str(parsed.vintage),
+                             "release": parsed.release, "rows": parsed.frame.height,
+                             "months": f"{parsed.months[0]}..{parsed.months[-1]}" if parsed.months else "",
+                             **{f"skipped_{k}": v for k, v in parsed.skipped.items()}, "status": "ok"})
+
+    if errors:
+        _record_manifest(wh, source, [e for e in manifest if e["status"] == "rejected" and _failed(e, errors)])
+        raise SourceFailed(source.name, errors)
+
+    frames = [p.frame for _, p, _ in good if p.frame.height]
+    if frames:
+        incoming = pl.concat(frames, how="vertical_relaxed")
+        report.partitions = publish_clean(wh, source, incoming)
+        report.rows_written = incoming.height
+    report.months = sorted({str(m) for _, p, _ in good for m in p.months})
+    for e in manifest:
+        e["status"] = "published"
+    _record_manifest(wh, source, manifest)
+    return report
+
+
+def _failed(entry: dict, errors: list[Exception]) -> bool:
+    return any(getattr(e, "file", None) == entry["file"] for e in errors)
+
+
+def publish_clean(wh: Warehouse, source: Source, incoming: pl.DataFrame) -> list[str]:
+    """Merge incoming rows into the partitions they touch and publish those partitions at once.
+
+    Stored rows sharing `source.replace_key` values with incoming rows are replaced; rows of
+    other vintages and other files stay, so every vintage is kept. The merged partition is
+    checked against the model (unique keys across files and vintages) before anything is written.
+    """
+    spec = source.spec
+    keys = incoming.select(spec.partition_by).unique().sort(spec.partition_by)
+    replaced = incoming.select(source.replace_key).unique()
+    merged = []
+    for key in keys.iter_rows(named=True):
+        new = incoming.filter(pl.all_horizontal([pl.col(k) == v for k, v in key.items()]))
+        old = wh.read_dataset(spec, where=key)
+        if old is not None:
+            old = old.select(new.columns).cast(new.schema)  # type: ignore[arg-type]
+            old = old.join(replaced, on=list(source.replace_key), how="anti")
+            new = pl.concat([old, new], how="vertical_relaxed")
+        merged.append(new)
+    frame = pl.concat(merged, how="vertical_relaxed")
+    failures = model_failures(source.model, frame)
+    if not failures.is_empty():
+        raise SourceFailed(source.name, [RarewatchError(
+            f"merging into {spec.path} would break {source.model.__name__}: "
+            + "; ".join(_failure_message(r) for r in failures.head(10).iter_rows(named=True)))])
+    sort_by = [c for c in source.model.to_schema().unique or [] if c not in spec.partition_by]  # type: ignore[union-attr]
+    return wh.write_partitions(spec, frame, sort_by=sort_by)
+
+
+def model_failures(model: type[pa.DataFrameModel], frame: pl.DataFrame) -> pl.DataFrame:
+    """Check a frame against a pandera model; failures as (line, column, check, value)."""
+    try:
+        model.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as e:
+        fc = e.failure_cases
+        lines = frame["line"] if "line" in frame.columns else None
+        rows = []
+        for r in fc.iter_rows(named=True):
+            idx = r["index"]
+            line = int(lines[idx]) if lines is not None and idx is not None and idx < len(lines) else None
+            rows.append({"line": line, "column": r["column"], "check": str(r["check"]),
+                         "value": str(r["failure_case"])[:200]})
+        return pl.DataFrame(rows, schema={"line": pl.Int64, "column": pl.String, "check": pl.String,
+                                          "value": pl.String})
+    return pl.DataFrame(schema={"line": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String})
+
+
+def _failure_message(r: dict) -> str:
+    where = f"line {r['line']}, " if r["line"] is not None else ""
+    return f"{where}column {r['column']!r}: {r['check']} failed (value {r['value']!r})"
+
+
+def _quarantine_frame(source: Source, f: Fetched, sha: str, failures: pl.DataFrame) -> pl.DataFrame:
+    """Failure cases plus the rejected rows' original text, so nothing is lost."""
+    text = f.data.decode("utf-8-sig", errors="replace") if not f.data.startswith(b"\x00") else ""
+    lines = text.splitlines()
+    return failures.with_columns(
+        pl.lit(source.name).alias("source"),
+        pl.lit(f.ref.name).alias("file"),
+        pl.lit(f.ref.url).alias("url"),
+        pl.lit(sha).alias("sha256"),
+        pl.col("line").map_elements(lambda n: lines[n - 1] if 0 < n <= len(lines) else None,
+                                    return_dtype=pl.String).alias("row_text"),
+        pl.format("column {}: {} failed (value {})", "column", "check", "value").alias("reason"),
+    )
+
+
+def _record_manifest(wh: Warehouse, source: Source, entries: list[dict]) -> None:
+    if not entries:
+        return
+    frame = pl.DataFrame(entries).select(list(RawManifest.to_schema().columns)).with_columns(
+        pl.col("retrieved_at").cast(pl.Datetime("us")), pl.col("vintage").cast(pl.Date),
+        pl.col("release").cast(pl.String), pl.col("size").cast(pl.Int64),
+    )
+    RawManifest.validate(frame)
+    wh.record_raw(source.name, frame)
+
+
+# ----------------------------------------------------------------------------- indicators
+def available_months(clean: pl.DataFrame) -> list[Month]:
+    return [Month(y, m) for y, m in clean.select("year", "month").unique().sort("year", "month").iter_rows()]
+
+
+def latest_vintage(clean: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Rows of the newest vintage for each `by` group (REFERENCE 1.4: a later release replaces the whole data)."""
+    return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(by))
+
+
+def compute_dependency(settings: Settings, source: Source, catalogue: Catalogue) -> dict[str, int]:
+    """Recompute partner_shares and import_dependency for one source from its clean dataset."""
+    wh = Warehouse(settings.warehouse)
+    clean = wh.read_dataset(source.spec)
+    if clean is None or clean.is_empty():
+        return {"partner_shares": 0, "import_dependency": 0}
+    latest = latest_vintage(clean, list(getattr(source, "latest_key", ("flow", "year", "month", "hs9"))))
+    trade = source.trade(latest, catalogue)
+    shares, dep = dependency.compute(trade, available_months(clean), source=source.name,
+                                     value_unit=source.value_unit)  # type: ignore[attr-defined]
+    for model, frame in ((PartnerShares, shares), (ImportDependency, dep)):
+        failures = model_failures(model, frame)
+        if not failures.is_empty():
+            raise RarewatchError(f"{model.__name__} for {source.name} failed its checks: "
+                                 + "; ".join(_failure_message(r) for r in failures.head(10).iter_rows(named=True)))
+    for spec, frame, sort_by in ((PARTNER_SHARES, shares, ["metal", "freq", "basis", "period_start", "rank"]),
+                                 (IMPORT_DEPENDENCY, dep, ["metal", "freq", "basis", "period_start"])):
+        if frame.is_empty():
+            wh.publish({}, delete=[f for f in wh.partition_files(spec) if f"source={source.name}/" in f])
+        else:
+            wh.write_partitions(spec, frame, sort_by=sort_by)
+    return {"partner_shares": shares.height, "import_dependency": dep.height}
+
+
+def read_indicator(settings: Settings, name: str) -> pl.DataFrame | None:
+    spec = {"partner_shares": PARTNER_SHARES, "import_dependency": IMPORT_DEPENDENCY}[name]
+    return Warehouse(settings.warehouse).read_dataset(spec)

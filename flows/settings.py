@@ -1,0 +1,55 @@
+"""The one settings object: every knob is a `RAREWATCH_*` environment variable.
+
+Built once at an entry point (CLI, flow) and passed down; tasks never read the environment.
+Secrets are `SecretStr`: their repr is masked, so they never reach logs, artifacts or errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """rarewatch configuration (environment prefix `RAREWATCH_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAREWATCH_", extra="ignore")
+
+    warehouse: str = Field(
+        "./warehouse",
+        description="Root of the warehouse: a local path or a URL (file://, s3://...).",
+    )
+    inbox: Path | None = Field(
+        None,
+        description="Folder of release files to ingest without network, one sub-folder per source "
+        "(e.g. inbox/japan_customs/*.csv). When it holds files for a source, that source is not "
+        "fetched.",
+    )
+    restricted_dir: str | None = Field(
+        None,
+        description="Root for confidential outputs (stock positions). Default <warehouse>/restricted.",
+    )
+
+    # --- HTTP, shared by every source -------------------------------------------------------
+    http_timeout: float = Field(60.0, description="Seconds before a connect or read times out.")
+    http_retries: int = Field(4, description="Retries on connection errors, 429 and 5xx.")
+    http_backoff: float = Field(1.0, description="Backoff factor between retries (seconds, doubled).")
+    user_agent: str = Field(
+        "rarewatch/0.1 (+https://github.com/rarewatch/rarewatch; trade-statistics pipeline)",
+        description="User-Agent sent to every source.",
+    )
+
+    # --- Japan Customs through e-Stat (REFERENCE section 1.3) --------------------------------
+    estat_base_url: str = Field(
+        "https://www.e-stat.go.jp", description="e-Stat web site (file list and download pages)."
+    )
+    estat_api_base_url: str = Field(
+        "https://api.e-stat.go.jp/rest/3.0/app/json", description="e-Stat API v3.0 JSON root."
+    )
+    estat_app_id: SecretStr | None = Field(None, description="e-Stat API appId (secret).")
+
+    def restricted_root(self) -> str:
+        """Where confidential outputs go: never inside the public datasets."""
+        return self.restricted_dir or self.warehouse.rstrip("/") + "/restricted"

@@ -1,0 +1,61 @@
+"""Japan Customs trade statistics (Ministry of Finance), 品別国別表, through e-Stat.
+
+find releases (`estat_files.discover`, or the inbox) -> fetch bytes (`estat_files.fetch`)
+-> parse (`parse.parse_release`) -> validate (`schemas.japan_customs.JapanCustomsTrade`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import requests
+
+from flows.catalogue import Catalogue, japan_customs_countries
+from flows.periods import Month
+from flows.settings import Settings
+from flows.sources import Parsed, ReleaseFile
+from flows.sources.japan_customs import estat_files
+from flows.sources.japan_customs.parse import parse_release
+from flows.warehouse import PartitionSpec
+from schemas.japan_customs import JapanCustomsTrade
+
+
+class JapanCustoms:
+    """Japan's imports and exports by 9-digit code and country, monthly."""
+
+    name = "japan_customs"
+    dataset = "japan_customs_trade"
+    spec = PartitionSpec("clean/japan_customs_trade", ("year", "month"), (("month", 2),))
+    model = JapanCustomsTrade
+    suffixes = (".csv", ".txt")
+    # A file re-ingested (same vintage, same file name) replaces its own earlier rows only:
+    # the ~22 chapter-block files of one release land side by side.
+    replace_key = ("vintage", "source_file")
+    value_unit = "JPY_thousand"
+
+    def discover(self, settings: Settings, http: requests.Session, period: Month) -> list[ReleaseFile]:
+        return estat_files.discover(settings, http, period)
+
+    def fetch(self, settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
+        return estat_files.fetch(settings, http, ref)
+
+    def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+        return parse_release(ref, data, sha256, catalogue)
+
+    def trade(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
+        """Imports by metal and partner, in the shape every source gives the indicators."""
+        countries = japan_customs_countries()
+        imports = clean.filter(pl.col("flow") == "import")
+        with_metal = catalogue.assign_metal(imports, code="hs9", period="period")
+        return with_metal.join(
+            countries.select(pl.col("code").alias("country_code"), "iso3", "name", "special_area"),
+            on="country_code", how="left",
+        ).select(
+            "year", "month", "metal",
+            pl.col("country_code").alias("partner_code"),
+            pl.col("iso3").alias("partner_iso3"),
+            pl.coalesce("name", pl.lit("unknown code ") + pl.col("country_code")).alias("partner_name"),
+            pl.col("special_area").fill_null(False),
+            pl.col("name").is_null().alias("unknown_partner"),
+            pl.col("value_jpy_thousand").cast(pl.Float64).alias("value"),
+            pl.col("net_mass_kg").alias("quantity"),
+        )

@@ -1,0 +1,275 @@
+"""Parse a Japan Customs 品別国別表 CSV (commodity x country, one year) to clean monthly rows.
+
+Layout (REFERENCE 1.2, read by header *name*, never by position): `Exp or Imp, Year, HS, Country,
+Unit1, Unit2, Quantity1-Year, Quantity2-Year, Value-Year`, then `Quantity1-<Mon>, Quantity2-<Mon>,
+Value-<Mon>` for Jan..Dec (45 columns). Quirks handled:
+- HS wrapped in single quotes (`'280530000'`); Country an integer (`105`);
+- older files spell April `Apl`;
+- Unit1 blank (spaces) with Quantity1 0; quantity 0 with value > 0 is legal (amounts under one
+  unit are dropped, REFERENCE 1.1);
+- `utf-8-sig` (BOM) or `cp932` encodings;
+- rows whose HS or Country is not a code (S-TOTAL and other summary rows) are skipped and counted;
+- a by-customs-office variant adds `Custom` after `Year` (46 columns): summed to national rows;
+- a file carries every month of its year published so far, later months 0: the months carried
+  are 1..the last month with any non-zero figure anywhere in the file.
+Only codes whose HS6 heading is in the commodity catalogue are kept, filtered before typing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+
+import pandera.errors
+import polars as pl
+
+from flows.catalogue import Catalogue
+from flows.errors import ReleaseFileError
+from flows.periods import Month
+from flows.sources import Parsed, ReleaseFile, no_failures
+from flows.sources.japan_customs.vintages import infer_release
+from schemas.japan_customs import FLOW_CODES, MEASURES, MONTH_NAMES, release_rows_schema
+
+SOURCE = "japan_customs"
+
+# Customs unit codes that measure mass, and their factor to kg (customs.go.jp 数量単位コード [I]:
+# KG kilogram, MT metric ton, GR gram, CT metric carat = 0.2 g).
+MASS_UNITS_KG = {"KG": 1.0, "MT": 1000.0, "GR": 0.001, "CT": 0.0002}
+
+_MEASURE_HEADER = re.compile(r"^(quantity1|quantity2|value)-(year|" + "|".join(MONTH_NAMES) + r"|apl)$")
+_FIXED_HEADERS = {
+    "exporimp": "flow_code",
+    "year": "year",
+    "custom": "customs_office",
+    "customs": "customs_office",
+    "hs": "hs9",
+    "country": "country_code",
+    "unit1": "unit1",
+    "unit2": "unit2",
+}
+REQUIRED = ["flow_code", "year", "hs9", "country_code", "unit1", "unit2",
+            *[f"{m}_{p}" for m in MEASURES for p in (*MONTH_NAMES, "year")]]
+MEASURE_COLS = [f"{m}_{p}" for m in MEASURES for p in (*MONTH_NAMES, "year")]
+
+
+def decode(data: bytes, file: str) -> bytes:
+    """UTF-8 bytes of the file without BOM: `utf-8-sig` first, then `cp932` (REFERENCE 1.2)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp932").encode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ReleaseFileError(SOURCE, file, f"neither UTF-8 nor CP932 text (byte {e.start})") from None
+
+
+def canonical_header(header: str) -> str | None:
+    """Canonical column name for a published header, or None if unknown."""
+    h = re.sub(r"[\s_]+", "", header).lower()
+    if h in _FIXED_HEADERS:
+        return _FIXED_HEADERS[h]
+    m = _MEASURE_HEADER.match(h)
+    if m:
+        period = "apr" if m.group(2) == "apl" else m.group(2)
+        return f"{m.group(1)}_{period}"
+    return None
+
+
+def read_rows(data: bytes, file: str) -> tuple[pl.DataFrame, dict[str, str]]:
+    """All rows as strings with canonical column names and a `line` column; and canonical -> header."""
+    text = decode(data, file)
+    if not text.strip():
+        raise ReleaseFileError(SOURCE, file, "empty file", row=1)
+    try:
+        raw = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True, quote_char='"')
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as e:
+        line, fields, expected = _ragged_line(text)
+        if line is not None:
+            raise ReleaseFileError(SOURCE, file, f"row has {fields} fields, the header has {expected}",
+                                   row=line) from None
+        raise ReleaseFileError(SOURCE, file, f"not a readable CSV: {str(e).splitlines()[0]}") from None
+    names: dict[str, str] = {}
+    unknown = []
+    for header in raw.columns:
+        if not header.strip() or header.startswith("_duplicated_"):
+            if header.startswith("_duplicated_"):
+                raise ReleaseFileError(SOURCE, file, "duplicated column header", row=1)
+            if raw[header].drop_nulls().str.strip_chars().str.len_chars().sum() == 0:
+                continue  # a trailing comma: empty, unnamed column
+        canon = canonical_header(header)
+        if canon is None:
+            unknown.append(header)
+        elif canon in names:
+            raise ReleaseFileError(SOURCE, file, f"column {header!r} given twice (as {names[canon]!r})", row=1)
+        else:
+            names[canon] = header
+    missing = [c for c in REQUIRED if c not in names]
+    if unknown or missing:
+        problems = []
+        if missing:
+            problems.append("missing columns " + ", ".join(_display(c) for c in missing))
+        if unknown:
+            problems.append("unrecognised columns " + ", ".join(repr(u) for u in unknown))
+        raise ReleaseFileError(SOURCE, file, "not the 品別国別表 layout: " + "; ".join(problems), row=1)
+    frame = raw.select([pl.col(h).alias(c) for c, h in names.items()]).with_row_index("line", offset=2)
+    return frame.with_columns(pl.col("line").cast(pl.Int64)), names
+
+
+def _ragged_line(text: bytes) -> tuple[int | None, int, int]:
+    """First line whose field count differs from the header's (slow path, only after a read error)."""
+    reader = csv.reader(io.StringIO(text.decode("utf-8"), newline=""))
+    expected = len(next(reader, []))
+    for cells in reader:
+        if cells and len(cells) != expected:
+            return reader.line_num, len(cells), expected
+    return None, 0, expected
+
+
+def _display(canon: str) -> str:
+    for header, c in _FIXED_HEADERS.items():
+        if c == canon:
+            return {"flow_code": "'Exp or Imp'", "hs9": "'HS'", "country_code": "'Country'"}.get(c, repr(header.title()))
+    m, p = canon.split("_")
+    return repr(f"{m.title()}-{p.title()}")
+
+
+def parse_release(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+    """Parse one release file to clean rows of `schemas.japan_customs.JapanCustomsTrade`."""
+    frame, names = read_rows(data, ref.name)
+    hs = pl.col("hs9").fill_null("").str.strip_chars().str.strip_chars("'\"").str.strip_chars()
+    country = pl.col("country_code").fill_null("").str.strip_chars().str.strip_chars("'\"").str.strip_chars()
+    frame = frame.with_columns(hs.alias("hs9"), country.alias("country_code"))
+
+    # Summary rows (S-TOTAL and the like): HS or Country not made of digits.
+    is_code = pl.col("hs9").str.contains(r"^\d+$") & pl.col("country_code").str.contains(r"^\d+$")
+    codes = frame.filter(is_code)
+    skipped = {"summary_rows": frame.height - codes.height}
+
+    # Months carried: 1..last month with any non-zero figure in the whole file (REFERENCE 1.2).
+    per_month = codes.select([
+        pl.sum_horizontal([_as_int(pl.col(f"{m}_{p}")).fill_null(0).abs().sum() for m in MEASURES]).alias(p)
+        for p in MONTH_NAMES
+    ]).row(0)
+    filled = [i + 1 for i, total in enumerate(per_month) if total and total > 0]
+    if not filled:
+        raise ReleaseFileError(SOURCE, ref.name, "no month carries any figure (empty release?)")
+    last_month = max(filled)
+
+    kept = codes.filter(catalogue.keeps(pl.col("hs9")))
+    skipped["outside_catalogue"] = codes.height - kept.height
+    kept = kept.with_columns(
+        pl.when(pl.col("country_code").str.len_chars() <= 3).then(pl.col("country_code").str.zfill(3))
+        .otherwise(pl.col("country_code")),
+        *[pl.col(u).str.strip_chars().replace("", None) for u in ("unit1", "unit2")],
+        *[pl.col(c).str.strip_chars() for c in MEASURE_COLS],
+        pl.col("year").str.strip_chars(), pl.col("flow_code").str.strip_chars(),
+    )
+
+    # Type the numbers; a cell that is not a whole number is a failure naming line and column.
+    int_cols = [*MEASURE_COLS, "year"]
+    cast_fail = pl.concat([
+        kept.filter(pl.col(c).is_null() | _as_int(pl.col(c)).is_null())
+        .select("line", pl.lit(names[c]).alias("column"), pl.lit("whole number").alias("check"),
+                pl.col(c).fill_null("<blank>").alias("value"))
+        for c in int_cols
+    ])
+    bad_lines = cast_fail["line"].unique()
+    typed = kept.filter(~pl.col("line").is_in(bad_lines.implode())).with_columns(
+        [_as_int(pl.col(c)).alias(c) for c in int_cols]
+    )
+    failures = pl.concat([cast_fail, _check_rows(typed, names)]).sort("line", "column")
+
+    years = typed["year"].unique().to_list()
+    if len(years) > 1:
+        raise ReleaseFileError(SOURCE, ref.name, f"one file must hold one year, found {sorted(years)}")
+    year = years[0] if years else _year_of(codes, ref)
+    vintage, release = infer_release(year, last_month, ref.published)
+    clean = to_long(typed, last_month, ref, sha256, vintage, release) if failures.is_empty() else None
+    return Parsed(
+        frame=clean if clean is not None else pl.DataFrame(),
+        failures=failures,
+        vintage=vintage,
+        release=release,
+        months=[Month(year, m) for m in range(1, last_month + 1)],
+        skipped=skipped,
+    )
+
+
+def _year_of(codes: pl.DataFrame, ref: ReleaseFile) -> int:
+    """The year of a file none of whose rows is in the catalogue (a chapter block of other goods)."""
+    years = codes["year"].str.strip_chars().unique().to_list()
+    if len(years) == 1 and str(years[0]).isdigit():
+        return int(years[0])
+    raise ReleaseFileError(SOURCE, ref.name, f"cannot tell the file's year (Year column holds {sorted(map(str, years))[:5]})",
+                           column="Year")
+
+
+def _as_int(expr: pl.Expr) -> pl.Expr:
+    return expr.str.strip_chars().cast(pl.Int64, strict=False)
+
+
+def _check_rows(typed: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
+    """Run the release-rows pandera schema; failures as (line, column, check, value)."""
+    schema = release_rows_schema()
+    if "customs_office" not in typed.columns:
+        schema = schema.remove_columns(["customs_office"])
+    try:
+        schema.validate(typed, lazy=True)
+    except pandera.errors.SchemaErrors as e:
+        fc = e.failure_cases
+        lines = typed["line"]
+        rows = []
+        for r in fc.iter_rows(named=True):
+            idx = r["index"]
+            line = int(lines[idx]) if idx is not None and idx < len(lines) else None
+            column = r["column"]
+            check = str(r["check"])
+            if r["schema_context"] == "DataFrameSchema":  # an annual-sum check: name the Year column
+                measure = next((m for m in MEASURES if check.startswith(f"{m} for the year")), "value")
+                column = names.get(f"{measure}_year", column)
+            else:
+                column = names.get(column, column)
+            rows.append({"line": line, "column": column, "check": check, "value": str(r["failure_case"])[:200]})
+        return pl.DataFrame(rows, schema={"line": pl.Int64, "column": pl.String, "check": pl.String,
+                                          "value": pl.String})
+    return no_failures()
+
+
+def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str, vintage: dt.date,
+            release: str) -> pl.DataFrame:
+    """Wide rows to one row per month carried; all-zero months dropped; offices summed."""
+    base = ["line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2"]
+    if "customs_office" in typed.columns:
+        base.append("customs_office")
+    long = pl.concat([
+        typed.select(*base, pl.lit(i + 1, dtype=pl.Int64).alias("month"),
+                     *[pl.col(f"{m}_{p}").alias(m) for m in MEASURES])
+        for i, p in enumerate(MONTH_NAMES[:last_month])
+    ]).filter((pl.col("quantity1") != 0) | (pl.col("quantity2") != 0) | (pl.col("value") != 0))
+    keys = ["flow_code", "year", "month", "hs9", "country_code", "unit1", "unit2"]
+    if "customs_office" in long.columns:  # by-office variant: national rows (REFERENCE 1.2)
+        long = long.group_by(keys).agg(pl.col("line").min(), *[pl.col(m).sum() for m in MEASURES])
+    factor2 = pl.col("unit2").replace_strict(MASS_UNITS_KG, default=None, return_dtype=pl.Float64)
+    factor1 = pl.col("unit1").replace_strict(MASS_UNITS_KG, default=None, return_dtype=pl.Float64)
+    return long.select(
+        pl.col("flow_code").replace_strict(FLOW_CODES, return_dtype=pl.String).alias("flow"),
+        "year", "month",
+        pl.date(pl.col("year"), pl.col("month"), 1).alias("period"),
+        "hs9",
+        pl.col("hs9").str.slice(0, 6).alias("hs6"),
+        "country_code", "unit1", "unit2", "quantity1", "quantity2",
+        pl.col("value").alias("value_jpy_thousand"),
+        pl.when(factor2.is_not_null()).then(pl.col("quantity2") * factor2)
+        .otherwise(pl.col("quantity1") * factor1).alias("net_mass_kg"),
+        pl.lit(vintage, dtype=pl.Date).alias("vintage"),
+        pl.lit(release).alias("release"),
+        pl.lit(ref.name).alias("source_file"),
+        pl.lit(sha256).alias("sha256"),
+        "line",
+    ).sort("flow", "year", "month", "hs9", "country_code")

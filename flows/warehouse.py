@@ -1,0 +1,237 @@
+"""All warehouse I/O goes through here: paths as URLs, atomic publish, manifests.
+
+The warehouse root is a local path or a URL that pyarrow's filesystems understand (file://,
+s3://...). Zones under it:
+
+- `raw/<source>/files/<sha256>/<name>`: original bytes, content-addressed; `raw/<source>/manifest.parquet`
+  records url, sha256, retrieved_at, vintage and status of every file ever seen;
+- `clean/<dataset>/<k=v>/.../part-0.parquet` and `indicators/<dataset>/...`: Hive-partitioned,
+  zstd Parquet, one file per partition; partition columns live in the path only (a column in
+  both the path and the file breaks pyarrow/pandas readers);
+- `quarantine/<dataset>/<file>.parquet`: rows that failed validation, with the reason.
+
+Publishing stages every file under `_staging/` (outside any dataset, with a `.tmp` suffix, so
+no `**/*.parquet` glob ever sees a half-written file) and then renames each into place; on a
+local filesystem a rename is atomic, so a reader sees the old or the new partition, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """How a dataset is laid out: its path under the root and its Hive partition keys."""
+
+    path: str  # e.g. "clean/japan_customs_trade"
+    partition_by: tuple[str, ...] = ()
+    # zero-padding per key, so `month=07` sorts and reads as the issue's `month=MM`
+    widths: tuple[tuple[str, int], ...] = ()
+
+    def partition_path(self, key: Mapping[str, object]) -> str:
+        widths = dict(self.widths)
+        parts = []
+        for name in self.partition_by:
+            value = key[name]
+            text = f"{int(value):0{widths[name]}d}" if name in widths else str(value)
+            parts.append(f"{name}={text}")
+        return "/".join([self.path, *parts])
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Warehouse:
+    """The warehouse at `root` (path or URL)."""
+
+    def __init__(self, root: str):
+        if "://" not in root:
+            root = Path(root).expanduser().resolve().as_uri()
+        self.root_url = root.rstrip("/")
+        self.fs, self.base = pafs.FileSystem.from_uri(self.root_url)
+        self.base = self.base.rstrip("/")
+
+    # ---------------------------------------------------------------- paths
+    def path(self, *parts: str) -> str:
+        """Filesystem path (for self.fs) of a location under the root."""
+        return "/".join([self.base, *[p.strip("/") for p in parts if p]])
+
+    def url(self, *parts: str) -> str:
+        """URL of a location under the root, for messages and manifests."""
+        return "/".join([self.root_url, *[p.strip("/") for p in parts if p]])
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    def list_files(self, *parts: str, suffix: str = "") -> list[str]:
+        """Files under a location (recursive), as paths relative to the root, sorted."""
+        top = self.path(*parts)
+        if self.fs.get_file_info(top).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(top, recursive=True))
+        prefix = self.base + "/"
+        return sorted(
+            i.path[len(prefix):] for i in infos
+            if i.type == pafs.FileType.File and i.path.endswith(suffix)
+        )
+
+    # ---------------------------------------------------------------- bytes
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.fs.open_input_stream(self.path(*parts)) as f:
+            return f.read()
+
+    def _stage(self, data: bytes) -> str:
+        staging = self.path("_staging")
+        self.fs.create_dir(staging, recursive=True)
+        tmp = f"{staging}/{uuid.uuid4().hex}.tmp"
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        return tmp
+
+    def _commit(self, tmp: str, final: str) -> None:
+        parent = final.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        self.fs.move(tmp, final)  # atomic rename on a local filesystem
+
+    def write_bytes_atomic(self, rel: str, data: bytes) -> str:
+        """Write bytes to `rel` under the root: staged, then renamed into place."""
+        self._commit(self._stage(data), self.path(rel))
+        return self.url(rel)
+
+    # ---------------------------------------------------------------- parquet
+    @staticmethod
+    def parquet_bytes(frame: pl.DataFrame, metadata: Mapping[str, str] | None = None) -> bytes:
+        """Deterministic zstd Parquet: the same frame always gives the same bytes."""
+        table = frame.to_arrow()
+        if metadata:
+            meta = dict(table.schema.metadata or {})
+            meta.update({k.encode(): v.encode() for k, v in metadata.items()})
+            table = table.replace_schema_metadata(meta)
+        buf = io.BytesIO()
+        pq.write_table(table, buf, **PARQUET_OPTIONS)
+        return buf.getvalue()
+
+    def read_parquet(self, rel: str) -> pl.DataFrame:
+        with self.fs.open_input_file(self.path(rel)) as f:
+            return pl.from_arrow(pq.read_table(f))  # type: ignore[return-value]
+
+    def publish(self, files: Mapping[str, pl.DataFrame], *, delete: Sequence[str] = (),
+                metadata: Mapping[str, str] | None = None) -> list[str]:
+        """Publish several Parquet files at once: stage them all, then rename each into place.
+
+        Nothing reaches its final path until every file has been serialised and staged, so an
+        error while preparing leaves the datasets as they were. `delete` lists files to remove
+        after the new ones are in place (partitions that no longer exist).
+        """
+        staged = [(self._stage(self.parquet_bytes(df, metadata)), rel) for rel, df in files.items()]
+        for tmp, rel in staged:
+            self._commit(tmp, self.path(rel))
+        for rel in delete:
+            if rel not in files and self.exists(rel):
+                self.fs.delete_file(self.path(rel))
+        return [self.url(rel) for rel in files]
+
+    # ---------------------------------------------------------------- partitioned datasets
+    def read_dataset(self, spec: PartitionSpec, where: Mapping[str, object] | None = None) -> pl.DataFrame | None:
+        """All partitions of a dataset (or those matching `where`), partition keys as columns."""
+        frames = []
+        for rel in self.list_files(spec.path, suffix=".parquet"):
+            keys = _hive_keys(rel[len(spec.path) + 1:])
+            if where and any(str(keys.get(k)) != str(v) for k, v in where.items()):
+                continue
+            df = self.read_parquet(rel)
+            frames.append(df.with_columns(
+                *[pl.lit(_typed(keys[k]), dtype=pl.Int64 if _typed(keys[k]).__class__ is int else pl.String).alias(k)
+                  for k in spec.partition_by]
+            ))
+        if not frames:
+            return None
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def partition_files(self, spec: PartitionSpec) -> list[str]:
+        return self.list_files(spec.path, suffix=".parquet")
+
+    def write_partitions(self, spec: PartitionSpec, frame: pl.DataFrame, *, replace_all: bool = False,
+                         sort_by: Sequence[str] = (), metadata: Mapping[str, str] | None = None) -> list[str]:
+        """Write `frame` as one file per partition (partition columns dropped from the files).
+
+        Partitions present in `frame` are replaced whole; with `replace_all`, partitions absent
+        from `frame` are deleted (a dataset recomputed from scratch).
+        """
+        files: dict[str, pl.DataFrame] = {}
+        if spec.partition_by:
+            for key, part in frame.partition_by(list(spec.partition_by), as_dict=True, maintain_order=True).items():
+                rel = spec.partition_path(dict(zip(spec.partition_by, key))) + "/part-0.parquet"
+                body = part.drop(list(spec.partition_by))
+                files[rel] = body.sort(list(sort_by)) if sort_by else body
+        else:
+            files[f"{spec.path}/part-0.parquet"] = frame.sort(list(sort_by)) if sort_by else frame
+        delete = [f for f in self.partition_files(spec) if f not in files] if replace_all else []
+        return self.publish(files, delete=delete, metadata=metadata)
+
+    # ---------------------------------------------------------------- raw zone
+    def put_raw(self, source: str, name: str, data: bytes) -> tuple[str, str]:
+        """Keep original bytes, content-addressed; idempotent. Returns (sha256, url)."""
+        digest = sha256_bytes(data)
+        rel = f"raw/{source}/files/{digest}/{_safe_name(name)}"
+        if not self.exists(rel):
+            self.write_bytes_atomic(rel, data)
+        return digest, self.url(rel)
+
+    def raw_manifest(self, source: str) -> pl.DataFrame | None:
+        rel = f"raw/{source}/manifest.parquet"
+        return self.read_parquet(rel) if self.exists(rel) else None
+
+    def record_raw(self, source: str, entries: pl.DataFrame, key: Sequence[str] = ("sha256", "url")) -> None:
+        """Add entries to a source's raw manifest; an entry already there is kept as first recorded,
+        except its `status`, which follows the latest attempt."""
+        old = self.raw_manifest(source)
+        if old is not None:
+            entries = entries.select(old.columns) if set(old.columns) == set(entries.columns) else entries
+            keep_old = old.join(entries.select([*key, "status"]), on=list(key), how="left", suffix="_new")
+            keep_old = keep_old.with_columns(pl.coalesce("status_new", "status").alias("status")).drop("status_new")
+            entries = pl.concat([keep_old, entries.join(old.select(list(key)), on=list(key), how="anti")],
+                                how="vertical_relaxed")
+        self.publish({f"raw/{source}/manifest.parquet": entries.sort(list(key))})
+
+    # ---------------------------------------------------------------- quarantine
+    def quarantine(self, dataset: str, name: str, frame: pl.DataFrame) -> str:
+        """Keep rejected rows with their reasons; one file per rejected input (idempotent)."""
+        rel = f"quarantine/{dataset}/{_safe_name(name)}.parquet"
+        self.publish({rel: frame})
+        return self.url(rel)
+
+    def write_json(self, rel: str, payload: object) -> str:
+        return self.write_bytes_atomic(rel, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+
+
+def _safe_name(name: str) -> str:
+    base = os.path.basename(name.replace("\\", "/")) or "file"
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in base)
+
+
+def _hive_keys(rel: str) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in rel.split("/")[:-1] if "=" in p)
+
+
+def _typed(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+__all__ = ["PartitionSpec", "Warehouse", "sha256_bytes", "pa"]
