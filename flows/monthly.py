@@ -133,7 +133,7 @@ def month_summary(settings: Settings, source: str, focus: str | None) -> pl.Data
         pick("12M", "quantity", "china_share", "China % qty 12M", pct=True),
         pick("12M", "value", "china_share", "China % value 12M", pct=True),
         pick("12M", "quantity", "hhi", "HHI qty 12M").with_columns(pl.col("HHI qty 12M").round(0).cast(pl.Int64)),
-        pick("12M", "quantity", "top_partner_name", "top supplier 12M"),
+        pick("12M", "quantity", "top_partner_iso3", "top supplier 12M"),
     ):
         out = out.join(part, on="metal", how="left")
     return out.sort("metal")
