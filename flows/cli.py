@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from flows.periods import Month
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Japan's dependency on imported rare earths and minor metals, from primary sources. "
         "Settings come from RAREWATCH_* environment variables (RAREWATCH_WAREHOUSE, RAREWATCH_INBOX, ...).",
     )
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's run logs on the console")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("refresh", help="fetch, validate and land a month's releases, then recompute indicators",
                        description="Run the monthly-refresh flow. With RAREWATCH_INBOX holding files, those are "
@@ -34,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # Run logs still reach the Prefect backend (UI); the console shows only our own summary.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     if args.command == "refresh":
         return _refresh(args.period, args.sources)
     return 2

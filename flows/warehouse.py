@@ -139,7 +139,14 @@ class Warehouse:
         error while preparing leaves the datasets as they were. `delete` lists files to remove
         after the new ones are in place (partitions that no longer exist).
         """
-        staged = [(self._stage(self.parquet_bytes(df, metadata)), rel) for rel, df in files.items()]
+        staged: list[tuple[str, str]] = []
+        try:
+            for rel, df in files.items():
+                staged.append((self._stage(self.parquet_bytes(df, metadata)), rel))
+        except BaseException:
+            for tmp, _ in staged:
+                self.fs.delete_file(tmp)
+            raise
         for tmp, rel in staged:
             self._commit(tmp, self.path(rel))
         for rel in delete:
@@ -153,7 +160,7 @@ class Warehouse:
         frames = []
         for rel in self.list_files(spec.path, suffix=".parquet"):
             keys = _hive_keys(rel[len(spec.path) + 1:])
-            if where and any(str(keys.get(k)) != str(v) for k, v in where.items()):
+            if where and any(str(_typed(keys.get(k, ""))) != str(v) for k, v in where.items()):
                 continue
             df = self.read_parquet(rel)
             frames.append(df.with_columns(

@@ -81,6 +81,20 @@ def test_refresh_on_sample_releases(sample_inbox):
         assert hashlib.sha256(kept.read_bytes()).hexdigest() == r["sha256"]
     assert not list(wh.rglob("*.tmp"))
 
+    # artifacts: a Markdown summary of the month and a table of rows written / rejected
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        def latest(key):
+            return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                         sort=ArtifactSort.CREATED_DESC, limit=1)[0]
+        summary = latest("month-summary")
+        assert summary.type == "markdown" and "| rare_earths | 12M |" in summary.data
+        table = latest("rows-written")
+        assert table.type == "table" and f'"rows_written": {clean.height}' in str(table.data).replace("'", '"')
+
 
 def test_rerun_leaves_identical_parquet(sample_inbox):
     wh = sample_inbox.warehouse

@@ -113,7 +113,9 @@ def read_rows(data: bytes, file: str) -> tuple[pl.DataFrame, dict[str, str]]:
     if unknown or missing:
         problems = []
         if missing:
-            problems.append("missing columns " + ", ".join(_display(c) for c in missing))
+            shown = ", ".join(_display(c) for c in missing[:6])
+            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+            problems.append(f"missing columns {shown}{more}")
         if unknown:
             problems.append("unrecognised columns " + ", ".join(repr(u) for u in unknown))
         raise ReleaseFileError(SOURCE, file, "not the 品別国別表 layout: " + "; ".join(problems), row=1)
