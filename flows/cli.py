@@ -65,12 +65,16 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     with pl.Config(tbl_rows=60, tbl_cols=12, float_precision=1, tbl_hide_dataframe_shape=True, tbl_width_chars=140,
                    tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
         for name, r in results.items():
-            print(f"\n{name}: {r['rows_written']} rows landed, months {_span(r['months'])}; "
-                  f"{r['import_dependency']} import_dependency rows")
-            summary = month_summary(settings, name, r["focus"])
-            if summary.height:
-                print(f"China share (%) and HHI (0-10,000) for {r['focus']}: the month (M) and the trailing 12 months (12M):")
-                print(summary)
+            if r["status"] != "ok":
+                print(f"\n{name}: {r['status']} ({r.get('reason') or r.get('error')})")
+                continue
+            print(f"\n{name}: {r['rows_written']} rows landed, months {_span(r['months'])}")
+            if "import_dependency" in r:
+                summary = month_summary(settings, name, r["focus"])
+                if summary.height:
+                    print(f"China share (%) and HHI (0-10,000) for {r['focus']}: "
+                          "the month (M) and the trailing 12 months (12M):")
+                    print(summary)
     return 0
 
 

@@ -17,9 +17,9 @@ from prefect.runtime import flow_run
 from flows import pipeline
 from flows.catalogue import Catalogue
 from flows.errors import FetchError, SourceFailed
-from flows.periods import Month, latest_japan_customs_month
+from flows.periods import Month, Period, parse_period
 from flows.settings import Settings
-from flows.sources import registry
+from flows.sources import inbox_files, registry
 
 
 def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Prefect's callback)
@@ -35,7 +35,7 @@ def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Pr
 
 @task(retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_retry_fetch_errors_only,
       cache_policy=NO_CACHE, task_run_name="fetch-{source_name}")
-def fetch_releases(settings: Settings, source_name: str, period: Month | None) -> list[pipeline.Fetched]:
+def fetch_releases(settings: Settings, source_name: str, period: Period | None) -> list[pipeline.Fetched]:
     """Find the release files (inbox or live) and fetch their bytes."""
     source = registry()[source_name]
     from flows.httpclient import session
@@ -48,7 +48,7 @@ def fetch_releases(settings: Settings, source_name: str, period: Month | None) -
 
 @task(cache_policy=NO_CACHE, task_run_name="land-{source_name}")
 def land_releases(settings: Settings, source_name: str, fetched: list[pipeline.Fetched],
-                  period: Month | None) -> pipeline.LandReport:
+                  period: Period | None) -> pipeline.LandReport:
     """Keep raw bytes, parse, validate, publish the clean dataset (all or nothing per source)."""
     return pipeline.land(settings, registry()[source_name], fetched, Catalogue.load(), period)
 
@@ -56,17 +56,18 @@ def land_releases(settings: Settings, source_name: str, fetched: list[pipeline.F
 @task(cache_policy=NO_CACHE, task_run_name="indicators-{source_name}")
 def compute_indicators(settings: Settings, source_name: str) -> dict[str, int]:
     """Recompute partner shares and import dependency from the clean dataset."""
-    return pipeline.compute_dependency(settings, registry()[source_name], Catalogue.load())
+    return pipeline.compute_indicators(settings, registry()[source_name], Catalogue.load())
 
 
-def due_period(settings: Settings, period: str | None, now: dt.datetime) -> Month | None:
-    """The month to refresh: the one asked for; none when the inbox supplies the files; else the
-    latest month whose Japan Customs 9-digit imports are out at the run's scheduled time."""
+def due_period(settings: Settings, source_name: str, period: str | None, now: dt.datetime) -> Period | None:
+    """The period to refresh for one source: the one asked for; none when the inbox holds the
+    source's files (they are ingested whole); else the source's latest release due at `now`."""
     if period:
-        return Month.parse(period)
-    if settings.inbox is not None:
+        return parse_period(period)
+    source = registry()[source_name]
+    if settings.inbox is not None and inbox_files(source.name, settings.inbox, source.suffixes):
         return None
-    return latest_japan_customs_month(now)
+    return source.due(now)
 
 
 @flow(name="monthly-refresh", log_prints=True)
@@ -91,12 +92,19 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(known)}")
-    month = due_period(settings, period, now)
     results: dict[str, Any] = {}
     failures: list[SourceFailed] = []
     for name in names:
+        source = known[name]
+        if (not sources and settings.inbox is not None
+                and not inbox_files(name, settings.inbox, source.suffixes)):
+            # An offline run over an inbox: sources with no files there are left alone.
+            results[name] = {"status": "skipped", "reason": f"no files in {settings.inbox}/{name}"}
+            continue
+        month = due_period(settings, name, period, now)
         try:
-            fetched = fetch_releases(settings, name, month)
+            fetched = fetch_releases.with_options(
+                retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(settings, name, month)
             report = land_releases(settings, name, fetched, month)
             counts = compute_indicators(settings, name)
         except Exception as e:  # reported per source; the others still land
@@ -104,7 +112,7 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
             failures.append(e if isinstance(e, SourceFailed) else SourceFailed(name, [e]))
             results[name] = {"status": "failed", "error": str(e)}
             continue
-        focus = str(month) if month else (report.months[-1] if report.months else None)
+        focus = (str(month) if isinstance(month, Month) else None) or (report.months[-1] if report.months else None)
         results[name] = {"status": "ok", "rows_written": report.rows_written, "rows_rejected": report.rows_rejected,
                          "months": report.months, "focus": focus, "files": report.files, **counts}
     _artifacts(settings, results)
@@ -144,16 +152,20 @@ def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
     for name, r in results.items():
         table.append({"source": name, "status": r["status"], "rows_written": r.get("rows_written", 0),
                       "rows_rejected": r.get("rows_rejected", 0), "partner_shares": r.get("partner_shares", 0),
-                      "import_dependency": r.get("import_dependency", 0), "error": r.get("error", "")[:500]})
+                      "import_dependency": r.get("import_dependency", 0),
+                      "note": (r.get("error") or r.get("reason") or "")[:500]})
     create_table_artifact(key="rows-written", table=table, description="Rows written and rejected per source")
     md = ["# rarewatch monthly refresh", ""]
     for name, r in results.items():
-        if r["status"] != "ok":
+        if r["status"] == "skipped":
+            md += [f"## {name}: skipped", "", r["reason"], ""]
+        elif r["status"] != "ok":
             md += [f"## {name}: failed", "", "```", r["error"][:2000], "```", ""]
-            continue
-        md += [f"## {name}: {r['focus']}", "", f"{r['rows_written']} rows landed for months "
-               f"{', '.join(r['months']) or '-'}.", ""]
-        md += _markdown_table(settings, name, r["focus"])
+        else:
+            md += [f"## {name}: {r['focus']}", "", f"{r['rows_written']} rows landed for months "
+                   f"{', '.join(r['months']) or '-'}.", ""]
+            if "import_dependency" in r:
+                md += _markdown_table(settings, name, r["focus"])
     create_markdown_artifact(key="month-summary", markdown="\n".join(md), description="China share and HHI per metal")
 
 

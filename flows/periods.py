@@ -40,6 +40,38 @@ class Month:
         return date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
 
 
+@dataclass(frozen=True, order=True)
+class Year:
+    """A calendar year, for sources published annually (Comtrade annual data)."""
+
+    year: int
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}"
+
+    @property
+    def months(self) -> list[Month]:
+        return [Month(self.year, m) for m in range(1, 13)]
+
+
+Period = Month | Year
+
+
+def parse_period(text: str) -> Period:
+    """`YYYY-MM` (a month) or `YYYY` (a year)."""
+    t = text.strip()
+    if re.match(r"^\d{4}$", t):
+        return Year(int(t))
+    return Month.parse(t)
+
+
+def covers(period: Period, months: list[Month]) -> bool:
+    """Does a release carrying `months` carry `period` (a month, or any month of a year)?"""
+    if isinstance(period, Year):
+        return any(m.year == period.year for m in months)
+    return period in months
+
+
 def month_range(start: Month, end: Month) -> list[Month]:
     """Every month from start to end inclusive."""
     out, m = [], start
@@ -47,6 +79,14 @@ def month_range(start: Month, end: Month) -> list[Month]:
         out.append(m)
         m = m.shift(1)
     return out
+
+
+def latest_gacc_month(now: datetime | date) -> Month:
+    """Latest month whose China Customs preliminary release is out: around the 7th-10th of the
+    following month (REFERENCE 2), so month m is due from the 10th of m+1."""
+    today = now.date() if isinstance(now, datetime) else now
+    m = Month(today.year, today.month).shift(-1)
+    return m if today.day >= 10 else m.shift(-1)
 
 
 def latest_japan_customs_month(now: datetime | date) -> Month:

@@ -20,10 +20,12 @@ from flows.catalogue import Catalogue
 from flows.errors import FetchError, RarewatchError, ReleaseFileError, SourceFailed, ValidationFailed
 from flows.httpclient import session
 from flows.indicators import IMPORT_DEPENDENCY, PARTNER_SHARES, dependency
-from flows.periods import Month
+from dataclasses import replace
+
+from flows.periods import Month, Period, covers
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile, Source, inbox_files
-from flows.warehouse import Warehouse
+from flows.warehouse import PartitionSpec, Warehouse
 from schemas.indicators import ImportDependency, PartnerShares
 from schemas.raw import RawManifest
 
@@ -47,7 +49,7 @@ class LandReport:
 
 
 # ----------------------------------------------------------------------------- find and fetch
-def find_releases(settings: Settings, source: Source, period: Month | None,
+def find_releases(settings: Settings, source: Source, period: Period | None,
                   http: requests.Session | None = None) -> list[ReleaseFile]:
     """Files to ingest: the inbox's when it holds any for this source, else the live release of `period`."""
     if settings.inbox is not None:
@@ -74,7 +76,7 @@ def fetch_release(settings: Settings, source: Source, ref: ReleaseFile,
 
 # ----------------------------------------------------------------------------- land
 def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: Catalogue,
-         period: Month | None = None) -> LandReport:
+         period: Period | None = None) -> LandReport:
     """Keep raw bytes, parse, validate and publish a batch of release files of one source.
 
     All or nothing: if any file is malformed, its failure cases go to quarantine, every problem
@@ -87,9 +89,13 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
     manifest: list[dict] = []
     good: list[tuple[Fetched, Parsed, str]] = []
     retrieved_at = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    seen = first_seen(wh, source.name)
 
     for f in fetched:
         sha, raw_url = wh.put_raw(source.name, f.ref.name, f.data)
+        if f.ref.published is None and getattr(source, "vintage_fallback", None) == "first_seen":
+            # No publication date: the day these bytes were first seen, stable across re-runs.
+            f = Fetched(replace(f.ref, published=seen.get(sha, retrieved_at.date())), f.data)
         entry = {"source": source.name, "file": f.ref.name, "url": f.ref.url, "sha256": sha, "size": len(f.data),
                  "raw_path": raw_url, "retrieved_at": retrieved_at, "vintage": None, "release": None,
                  "status": "rejected"}
@@ -100,7 +106,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
             errors.append(e)
             continue
         entry.update(vintage=parsed.vintage, release=parsed.release)
-        if period is not None and parsed.failures.is_empty() and period not in parsed.months:
+        if period is not None and parsed.failures.is_empty() and not covers(period, parsed.months):
             manifest.pop()
             report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: does not carry {period}"})
             continue
@@ -134,6 +140,15 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
         e["status"] = "published"
     _record_manifest(wh, source, manifest)
     return report
+
+
+def first_seen(wh: Warehouse, source: str) -> dict[str, dt.date]:
+    """sha256 -> the day rarewatch first recorded those bytes (raw manifest)."""
+    manifest = wh.raw_manifest(source)
+    if manifest is None:
+        return {}
+    first = manifest.group_by("sha256").agg(pl.col("retrieved_at").min().dt.date())
+    return dict(first.iter_rows())
 
 
 def _failed(entry: dict, errors: list[Exception]) -> bool:
@@ -228,28 +243,47 @@ def latest_vintage(clean: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(by))
 
 
-def compute_dependency(settings: Settings, source: Source, catalogue: Catalogue) -> dict[str, int]:
-    """Recompute partner_shares and import_dependency for one source from its clean dataset."""
+def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue) -> dict[str, int]:
+    """Recompute a source's indicators from its clean dataset (newest vintage of each period):
+    partner shares and import dependency where the source has partners (`trade`), and the
+    source's own derived datasets (`derive`)."""
     wh = Warehouse(settings.warehouse)
     clean = wh.read_dataset(source.spec)
     if clean is None or clean.is_empty():
-        return {"partner_shares": 0, "import_dependency": 0}
+        return {}
     latest = latest_vintage(clean, list(getattr(source, "latest_key", ("flow", "year", "month", "hs9"))))
-    trade = source.trade(latest, catalogue)
-    shares, dep = dependency.compute(trade, available_months(clean), source=source.name,
-                                     value_unit=source.value_unit)  # type: ignore[attr-defined]
-    for model, frame in ((PartnerShares, shares), (ImportDependency, dep)):
+    outputs: list[tuple[PartitionSpec, type[pa.DataFrameModel], pl.DataFrame, list[str]]] = []
+    if hasattr(source, "trade"):
+        trade = source.trade(latest, catalogue)
+        shares, dep = dependency.compute(trade, source.available_months(clean) if hasattr(source, "available_months")
+                                         else available_months(clean), source=source.name,
+                                         value_unit=source.value_unit)  # type: ignore[attr-defined]
+        outputs += [(PARTNER_SHARES, PartnerShares, shares, ["metal", "freq", "basis", "period_start", "rank"]),
+                    (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])]
+    if hasattr(source, "derive"):
+        outputs += [(spec, model, frame, []) for spec, model, frame in source.derive(latest)]
+    for spec, model, frame, _ in outputs:
         failures = model_failures(model, frame)
         if not failures.is_empty():
             raise RarewatchError(f"{model.__name__} for {source.name} failed its checks: "
                                  + "; ".join(_failure_message(r) for r in failures.head(10).iter_rows(named=True)))
-    for spec, frame, sort_by in ((PARTNER_SHARES, shares, ["metal", "freq", "basis", "period_start", "rank"]),
-                                 (IMPORT_DEPENDENCY, dep, ["metal", "freq", "basis", "period_start"])):
-        if frame.is_empty():
-            wh.publish({}, delete=[f for f in wh.partition_files(spec) if f"source={source.name}/" in f])
-        else:
-            wh.write_partitions(spec, frame, sort_by=sort_by)
-    return {"partner_shares": shares.height, "import_dependency": dep.height}
+    counts = {}
+    for spec, _, frame, sort_by in outputs:
+        write_indicator(wh, spec, frame, source.name, sort_by)
+        counts[spec.path.rsplit("/", 1)[-1]] = frame.height
+    return counts
+
+
+def write_indicator(wh: Warehouse, spec: PartitionSpec, frame: pl.DataFrame, source: str,
+                    sort_by: list[str]) -> None:
+    """Replace one source's part of an indicator dataset (its `source=` partition, or the whole
+    dataset when it is not partitioned by source)."""
+    if "source" not in spec.partition_by:
+        wh.write_partitions(spec, frame, sort_by=sort_by or list(frame.columns), replace_all=True)
+    elif frame.is_empty():
+        wh.publish({}, delete=[f for f in wh.partition_files(spec) if f"source={source}/" in f])
+    else:
+        wh.write_partitions(spec, frame, sort_by=sort_by)
 
 
 def read_indicator(settings: Settings, name: str) -> pl.DataFrame | None:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     http_timeout: float = Field(60.0, description="Seconds before a connect or read times out.")
     http_retries: int = Field(4, description="Retries on connection errors, 429 and 5xx.")
     http_backoff: float = Field(1.0, description="Backoff factor between retries (seconds, doubled).")
+    task_retries: int = Field(2, description="Prefect retries of a source's fetch task after network errors.")
+    task_retry_delay: float = Field(60.0, description="Seconds between those retries.")
     user_agent: str = Field(
         "rarewatch/0.1 (+https://github.com/rarewatch/rarewatch; trade-statistics pipeline)",
         description="User-Agent sent to every source.",
@@ -49,6 +51,18 @@ class Settings(BaseSettings):
         "https://api.e-stat.go.jp/rest/3.0/app/json", description="e-Stat API v3.0 JSON root."
     )
     estat_app_id: SecretStr | None = Field(None, description="e-Stat API appId (secret).")
+
+    # --- China Customs (REFERENCE section 2) -------------------------------------------------
+    gacc_base_url: str = Field(
+        "http://english.customs.gov.cn", description="China Customs English site (preliminary releases)."
+    )
+
+    # --- UN Comtrade (REFERENCE section 3) ---------------------------------------------------
+    comtrade_base_url: str = Field("https://comtradeapi.un.org", description="UN Comtrade API root.")
+    comtrade_api_key: SecretStr | None = Field(
+        None, description="Comtrade subscription key (secret); without it the public preview endpoint is used."
+    )
+    comtrade_min_interval: float = Field(1.5, description="Seconds between Comtrade calls (throttle).")
 
     def restricted_root(self) -> str:
         """Where confidential outputs go: never inside the public datasets."""

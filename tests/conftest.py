@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,22 @@ import flows  # noqa: F401  (sets Prefect's no-telemetry defaults before Prefect
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "fixtures"
 SAMPLES = REPO / "samples" / "inbox"
+
+
+_LOCAL = {"localhost", "127.0.0.1", "::1", "0.0.0.0", None}
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """Tests never reach the internet: resolving any non-loopback host fails loudly."""
+    real = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):
+        if host not in _LOCAL and not str(host).startswith("127."):
+            raise OSError(f"test tried to reach {host!r}: tests must use a local server")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
 
 
 @pytest.fixture
@@ -36,6 +53,7 @@ def settings_env(tmp_path, monkeypatch):
     monkeypatch.setenv("RAREWATCH_WAREHOUSE", str(warehouse))
     monkeypatch.setenv("RAREWATCH_INBOX", str(inbox))
     monkeypatch.setenv("RAREWATCH_HTTP_BACKOFF", "0")
+    monkeypatch.setenv("RAREWATCH_TASK_RETRIES", "0")
 
     def make(**overrides):
         for k, v in overrides.items():

@@ -156,7 +156,7 @@ def test_live_refresh_from_estat(httpserver, settings_env):
     httpserver.expect_request("/stat-search/files").respond_with_handler(lists)
     httpserver.expect_request("/stat-search/file-download").respond_with_handler(download)
     settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
-    result = monthly_refresh(period="2020-07")
+    result = monthly_refresh(period="2020-07", sources=["japan_customs"])
     assert result["japan_customs"]["months"] == [f"2020-0{m}" for m in range(1, 8)]
     wh = settings_env.warehouse
     manifest = pl.read_parquet(wh / "raw" / "japan_customs" / "manifest.parquet")
@@ -170,7 +170,13 @@ def test_live_refresh_from_estat(httpserver, settings_env):
 
 def test_due_period(settings_env):
     s = settings_env(inbox=None)
-    assert due_period(s, None, dt.datetime(2026, 11, 26, tzinfo=dt.UTC)) == Month(2026, 9)
-    assert due_period(s, None, dt.datetime(2026, 11, 30, tzinfo=dt.UTC)) == Month(2026, 10)
-    assert due_period(s, "2020-07", dt.datetime(2026, 11, 26)) == Month(2020, 7)
-    assert due_period(settings_env(inbox=settings_env.inbox), None, dt.datetime(2026, 1, 1)) is None
+    assert due_period(s, "japan_customs", None, dt.datetime(2026, 11, 26, tzinfo=dt.UTC)) == Month(2026, 9)
+    assert due_period(s, "japan_customs", None, dt.datetime(2026, 11, 30, tzinfo=dt.UTC)) == Month(2026, 10)
+    assert due_period(s, "gacc", None, dt.datetime(2026, 11, 9, tzinfo=dt.UTC)) == Month(2026, 9)
+    assert due_period(s, "gacc", None, dt.datetime(2026, 11, 10, tzinfo=dt.UTC)) == Month(2026, 10)
+    assert due_period(s, "japan_customs", "2020-07", dt.datetime(2026, 11, 26)) == Month(2020, 7)
+    (settings_env.inbox / "japan_customs").mkdir()
+    (settings_env.inbox / "japan_customs" / "a.csv").write_text("x")
+    s = settings_env(inbox=settings_env.inbox)
+    assert due_period(s, "japan_customs", None, dt.datetime(2026, 1, 1)) is None
+    assert due_period(s, "gacc", None, dt.datetime(2026, 1, 10)) == Month(2025, 12)

@@ -100,7 +100,8 @@ def inbox_files(source: str, inbox: Path, suffixes: tuple[str, ...]) -> list[Rel
 
 def registry() -> dict[str, Source]:
     """Every source, by name."""
+    from flows.sources.gacc import Gacc
     from flows.sources.japan_customs import JapanCustoms
 
-    sources: list[Source] = [JapanCustoms()]
+    sources: list[Source] = [JapanCustoms(), Gacc()]
     return {s.name: s for s in sources}

@@ -6,11 +6,13 @@ find releases (`estat_files.discover`, or the inbox) -> fetch bytes (`estat_file
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import requests
 
 from flows.catalogue import Catalogue, japan_customs_countries
-from flows.periods import Month
+from flows.periods import Month, Period, Year, latest_japan_customs_month
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile
 from flows.sources.japan_customs import estat_files
@@ -32,8 +34,12 @@ class JapanCustoms:
     replace_key = ("vintage", "source_file")
     value_unit = "JPY_thousand"
 
-    def discover(self, settings: Settings, http: requests.Session, period: Month) -> list[ReleaseFile]:
-        return estat_files.discover(settings, http, period)
+    def due(self, now: dt.datetime) -> Period:
+        return latest_japan_customs_month(now)
+
+    def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
+        # A year means its full-year (December) release, which carries all twelve months.
+        return estat_files.discover(settings, http, Month(period.year, 12) if isinstance(period, Year) else period)
 
     def fetch(self, settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
         return estat_files.fetch(settings, http, ref)

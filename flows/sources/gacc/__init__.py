@@ -1,0 +1,97 @@
+"""China Customs (GACC) monthly preliminary release, table (5) major exports (REFERENCE section 2).
+
+find releases (`index.discover`, or the inbox) -> fetch bytes (`index.fetch`) -> parse
+(`parse.parse_release`) -> validate (`schemas.gacc.ChinaCustomsExports`); derived monthly series
+with year-on-year change (`derive`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import requests
+
+from flows.catalogue import Catalogue
+from flows.periods import Month, Period, Year, latest_gacc_month
+from flows.settings import Settings
+from flows.sources import Parsed, ReleaseFile
+from flows.sources.gacc import index
+from flows.sources.gacc.parse import parse_release
+from flows.warehouse import PartitionSpec
+from schemas.gacc import ChinaCustomsExports, ChinaExportsMonthly
+
+MONTHLY = PartitionSpec("indicators/china_exports_monthly")
+
+
+class Gacc:
+    """China's exports of major commodities (rare earths among them), as China reports them."""
+
+    name = "gacc"
+    dataset = "china_customs_exports"
+    spec = PartitionSpec("clean/china_customs_exports", ("year", "month"), (("month", 2),))
+    model = ChinaCustomsExports
+    suffixes = (".html", ".htm")
+    replace_key = ("vintage", "source_file")
+    latest_key = ("year", "month", "commodity_label", "currency")
+    # Preliminary pages never change once published (REFERENCE 2); a page without its date gets
+    # the day rarewatch first saw it.
+    vintage_fallback = "first_seen"
+
+    def due(self, now: dt.datetime) -> Period:
+        return latest_gacc_month(now)
+
+    def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
+        if isinstance(period, Year):  # every release linked for the year
+            _, links = index.year_links(settings, http, period.year)
+            return index.release_files(links, period.year, list(range(2, 13)))
+        return index.discover(settings, http, period)
+
+    def fetch(self, settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
+        return index.fetch(settings, http, ref)
+
+    def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+        parsed = parse_release(ref, data)
+        if parsed.vintage is None and ref.published is not None:
+            parsed.vintage = ref.published
+            parsed.frame = parsed.frame.with_columns(pl.lit(ref.published, dtype=pl.Date).alias("vintage"))
+        return parsed
+
+    def derive(self, clean: pl.DataFrame) -> list[tuple[PartitionSpec, type, pl.DataFrame]]:
+        return [(MONTHLY, ChinaExportsMonthly, monthly_series(clean))]
+
+
+def monthly_series(latest: pl.DataFrame) -> pl.DataFrame:
+    """The month as published, with YoY where both years are known (see ChinaExportsMonthly)."""
+    keys = ["commodity", "currency"]
+    base = latest.filter(pl.col("commodity").is_not_null()).with_columns(
+        (pl.col("quantity_month") * pl.col("tonnes_per_unit")).alias("quantity_t"),
+        (pl.col("quantity_ytd_prior") * pl.col("tonnes_per_unit")).alias("q_prior_ytd_t"),
+        pl.col("value_month").alias("value"),
+    )
+    prev = base.select(*keys, "year", (pl.col("month") + 1).alias("month"),
+                       pl.col("q_prior_ytd_t").alias("_pq"), pl.col("value_ytd_prior").alias("_pv"))
+    published = base.select(*keys, (pl.col("year") + 1).alias("year"), "month", "jan_feb",
+                            pl.col("quantity_t").alias("_q_pub"), pl.col("value").alias("_v_pub"))
+    out = (base.join(prev, on=[*keys, "year", "month"], how="left")
+           .join(published, on=[*keys, "year", "month", "jan_feb"], how="left"))
+    derived_q = pl.when(pl.col("jan_feb")).then(pl.col("q_prior_ytd_t")).otherwise(pl.col("q_prior_ytd_t") - pl.col("_pq"))
+    derived_v = pl.when(pl.col("jan_feb")).then(pl.col("value_ytd_prior")).otherwise(pl.col("value_ytd_prior") - pl.col("_pv"))
+    out = out.with_columns(
+        pl.coalesce("_q_pub", derived_q).alias("quantity_t_prior_year"),
+        pl.coalesce("_v_pub", derived_v).alias("value_prior_year"),
+    ).with_columns(
+        pl.when(pl.col("quantity_t_prior_year") > 0)
+        .then(100 * (pl.col("quantity_t") / pl.col("quantity_t_prior_year") - 1)).alias("yoy_quantity_pct"),
+        pl.when(pl.col("value_prior_year") > 0)
+        .then(100 * (pl.col("value") / pl.col("value_prior_year") - 1)).alias("yoy_value_pct"),
+    )
+    return out.select(
+        *keys, "period_start", "period_end", "jan_feb", "quantity_t", "value",
+        # a difference of rounded figures can dip a hair below zero: no such thing as negative exports
+        pl.col("quantity_t_prior_year").clip(lower_bound=0.0), pl.col("value_prior_year").clip(lower_bound=0.0),
+        "yoy_quantity_pct", "yoy_value_pct", "vintage",
+    ).sort(*keys, "period_start")
+
+
+__all__ = ["Gacc", "Month"]
