@@ -57,6 +57,11 @@ class Catalogue:
         """HS6 codes of the catalogue, including the HS6 heading of every 9-digit entry."""
         return sorted(set(self.entries["code"].str.slice(0, 6).to_list()))
 
+    @property
+    def hs6_entries(self) -> list[str]:
+        """The catalogue's own HS6 codes (what international sources such as Comtrade report)."""
+        return sorted(set(self.entries.filter(pl.col("code").str.len_chars() == 6)["code"].to_list()))
+
     def codes_of(self, metal: str) -> list[str]:
         return sorted(self.entries.filter(pl.col("metal") == metal)["code"].to_list())
 
@@ -97,3 +102,18 @@ def japan_customs_countries() -> pl.DataFrame:
         pl.col("iso3").replace("", None),
         (pl.col("special_area") == "true").alias("special_area"),
     )
+
+
+# Comtrade aggregates that are not supplier countries (partnerAreas.json): World, Bunkers, Free
+# Zones, Special Categories, Areas nes. Excluded from shares like Japan's special areas 701-703.
+COMTRADE_SPECIAL = {0, 837, 838, 839, 899}
+
+
+@cache
+def comtrade_partners() -> pl.DataFrame:
+    """Comtrade numeric area codes: code (int), name, iso3 (as published: S19 for 490 "Other Asia,
+    nes"), special_area; versioned in reference/comtrade_partners.csv (scripts/build_comtrade_partners.py)."""
+    df = _reference_csv("comtrade_partners.csv", {})
+    return df.select(
+        pl.col("code").cast(pl.Int64), "name", pl.col("iso3").str.strip_chars().replace("", None), "version",
+    ).with_columns(pl.col("code").is_in(list(COMTRADE_SPECIAL)).alias("special_area"))

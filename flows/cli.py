@@ -65,6 +65,9 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     with pl.Config(tbl_rows=60, tbl_cols=12, float_precision=1, tbl_hide_dataframe_shape=True, tbl_width_chars=140,
                    tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
         for name, r in results.items():
+            if name == "mirror_gaps":
+                print(f"\nmirror_gaps: {r.get('rows', 0)} rows")
+                continue
             if r["status"] != "ok":
                 print(f"\n{name}: {r['status']} ({r.get('reason') or r.get('error')})")
                 continue

@@ -59,6 +59,12 @@ def compute_indicators(settings: Settings, source_name: str) -> dict[str, int]:
     return pipeline.compute_indicators(settings, registry()[source_name], Catalogue.load())
 
 
+@task(cache_policy=NO_CACHE)
+def compute_mirror_gaps(settings: Settings) -> int:
+    """Japan's reported imports against partners' reported exports to Japan (needs Comtrade)."""
+    return pipeline.compute_mirror_gaps(settings, Catalogue.load())
+
+
 def due_period(settings: Settings, source_name: str, period: str | None, now: dt.datetime) -> Period | None:
     """The period to refresh for one source: the one asked for; none when the inbox holds the
     source's files (they are ingested whole); else the source's latest release due at `now`."""
@@ -115,7 +121,14 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
         focus = (str(month) if isinstance(month, Month) else None) or (report.months[-1] if report.months else None)
         results[name] = {"status": "ok", "rows_written": report.rows_written, "rows_rejected": report.rows_rejected,
                          "months": report.months, "focus": focus, "files": report.files, **counts}
-    _artifacts(settings, results)
+    if any(r["status"] == "ok" for r in results.values()) and {"comtrade", "japan_customs"} & {
+            n for n, r in results.items() if r["status"] == "ok"}:
+        try:
+            results["mirror_gaps"] = {"status": "ok", "rows": compute_mirror_gaps(settings)}
+        except Exception as e:
+            logger.error("mirror gaps failed: %s", e)
+            failures.append(SourceFailed("mirror_gaps", [e]))
+    _artifacts(settings, {k: v for k, v in results.items() if k != "mirror_gaps"})
     if failures:
         raise failures[0] if len(failures) == 1 else SourceFailed(
             ",".join(f.source for f in failures), [e for f in failures for e in f.errors])

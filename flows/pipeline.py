@@ -98,15 +98,16 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
             f = Fetched(replace(f.ref, published=seen.get(sha, retrieved_at.date())), f.data)
         entry = {"source": source.name, "file": f.ref.name, "url": f.ref.url, "sha256": sha, "size": len(f.data),
                  "raw_path": raw_url, "retrieved_at": retrieved_at, "vintage": None, "release": None,
-                 "status": "rejected"}
+                 "status": "rejected", "rows": None, "note": None}
         manifest.append(entry)
         try:
             parsed = source.parse(f.ref, f.data, sha, catalogue)
         except ReleaseFileError as e:
             errors.append(e)
             continue
-        entry.update(vintage=parsed.vintage, release=parsed.release)
-        if period is not None and parsed.failures.is_empty() and not covers(period, parsed.months):
+        entry.update(vintage=parsed.vintage, release=parsed.release, rows=parsed.frame.height,
+                     note=", ".join(f"{k}={v}" for k, v in sorted(parsed.skipped.items()) if v) or None)
+        if period is not None and parsed.failures.is_empty() and parsed.months and not covers(period, parsed.months):
             manifest.pop()
             report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: does not carry {period}"})
             continue
@@ -133,6 +134,11 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
     frames = [p.frame for _, p, _ in good if p.frame.height]
     if frames:
         incoming = pl.concat(frames, how="vertical_relaxed")
+        if getattr(source, "overlapping_requests", False):
+            # One record can answer two requests (China's exports to Japan are in "China's exports"
+            # and in "exports to Japan"): identical but for provenance, it is one record.
+            incoming = incoming.unique(subset=[c for c in incoming.columns if c not in ("source_file", "line")],
+                                       keep="first", maintain_order=True)
         report.partitions = publish_clean(wh, source, incoming)
         report.rows_written = incoming.height
     report.months = sorted({str(m) for _, p, _ in good for m in p.months})
@@ -227,7 +233,8 @@ def _record_manifest(wh: Warehouse, source: Source, entries: list[dict]) -> None
         return
     frame = pl.DataFrame(entries).select(list(RawManifest.to_schema().columns)).with_columns(
         pl.col("retrieved_at").cast(pl.Datetime("us")), pl.col("vintage").cast(pl.Date),
-        pl.col("release").cast(pl.String), pl.col("size").cast(pl.Int64),
+        pl.col("release").cast(pl.String), pl.col("size").cast(pl.Int64), pl.col("rows").cast(pl.Int64),
+        pl.col("note").cast(pl.String),
     )
     RawManifest.validate(frame)
     wh.record_raw(source.name, frame)
@@ -255,8 +262,8 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue)
     outputs: list[tuple[PartitionSpec, type[pa.DataFrameModel], pl.DataFrame, list[str]]] = []
     if hasattr(source, "trade"):
         trade = source.trade(latest, catalogue)
-        shares, dep = dependency.compute(trade, source.available_months(clean) if hasattr(source, "available_months")
-                                         else available_months(clean), source=source.name,
+        periods = source.windows(clean) if hasattr(source, "windows") else dependency.windows(available_months(clean))
+        shares, dep = dependency.compute(trade, periods, source=source.name,
                                          value_unit=source.value_unit)  # type: ignore[attr-defined]
         outputs += [(PARTNER_SHARES, PartnerShares, shares, ["metal", "freq", "basis", "period_start", "rank"]),
                     (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])]
@@ -284,6 +291,35 @@ def write_indicator(wh: Warehouse, spec: PartitionSpec, frame: pl.DataFrame, sou
         wh.publish({}, delete=[f for f in wh.partition_files(spec) if f"source={source}/" in f])
     else:
         wh.write_partitions(spec, frame, sort_by=sort_by)
+
+
+MIRROR_GAPS = PartitionSpec("indicators/mirror_gaps")
+
+
+def compute_mirror_gaps(settings: Settings, catalogue: Catalogue) -> int:
+    """Recompute indicators/mirror_gaps from the Comtrade and Japan Customs clean datasets."""
+    from flows.indicators import mirror
+    from flows.sources import registry
+    from schemas.indicators import MirrorGaps
+
+    wh = Warehouse(settings.warehouse)
+    sources = registry()
+    comtrade = wh.read_dataset(sources["comtrade"].spec)
+    if comtrade is None or comtrade.is_empty():
+        return 0
+    jc_source = sources["japan_customs"]
+    jc = wh.read_dataset(jc_source.spec)
+    latest = latest_vintage(jc, list(jc_source.latest_key)) if jc is not None else None
+    frame = mirror.compute(catalogue, latest_vintage(comtrade, list(sources["comtrade"].latest_key)), latest,
+                           available_months(jc) if jc is not None else [])
+    if frame.is_empty():
+        return 0
+    failures = model_failures(MirrorGaps, frame)
+    if not failures.is_empty():
+        raise RarewatchError("mirror_gaps failed its checks: " + "; ".join(
+            _failure_message(r) for r in failures.head(10).iter_rows(named=True)))
+    wh.write_partitions(MIRROR_GAPS, frame, sort_by=list(frame.columns[:5]) + ["japan_source"], replace_all=True)
+    return frame.height
 
 
 def read_indicator(settings: Settings, name: str) -> pl.DataFrame | None:

@@ -206,15 +206,16 @@ class Warehouse:
         return self.read_parquet(rel) if self.exists(rel) else None
 
     def record_raw(self, source: str, entries: pl.DataFrame, key: Sequence[str] = ("sha256", "url")) -> None:
-        """Add entries to a source's raw manifest; an entry already there is kept as first recorded,
-        except its `status`, which follows the latest attempt."""
+        """Add entries to a source's raw manifest. An entry already there takes the latest attempt's
+        fields but keeps its first `retrieved_at`, so re-running changes nothing."""
         old = self.raw_manifest(source)
         if old is not None:
-            entries = entries.select(old.columns) if set(old.columns) == set(entries.columns) else entries
-            keep_old = old.join(entries.select([*key, "status"]), on=list(key), how="left", suffix="_new")
-            keep_old = keep_old.with_columns(pl.coalesce("status_new", "status").alias("status")).drop("status_new")
-            entries = pl.concat([keep_old, entries.join(old.select(list(key)), on=list(key), how="anti")],
-                                how="vertical_relaxed")
+            first = old.select(*key, pl.col("retrieved_at").alias("_first"))
+            entries = entries.join(first, on=list(key), how="left").with_columns(
+                pl.coalesce("_first", "retrieved_at").alias("retrieved_at")).drop("_first")
+            kept = old.join(entries.select(list(key)), on=list(key), how="anti")
+            entries = pl.concat([kept, entries.select(kept.columns) if set(kept.columns) == set(entries.columns)
+                                 else entries], how="diagonal_relaxed")
         self.publish({f"raw/{source}/manifest.parquet": entries.sort(list(key))})
 
     # ---------------------------------------------------------------- quarantine

@@ -64,3 +64,32 @@ class ImportDependency(_Keyed):
         strict = True
         unique = ["source", "metal", "freq", "basis", "period_start", "period_end"]
 
+
+
+class MirrorGaps(pa.DataFrameModel):
+    """`indicators/mirror_gaps/part-0.parquet`: Japan's reported imports against partners' reported exports to Japan.
+
+    partner side: Comtrade, reporter = partner, flow X, partner 392; Japan side: Japan Customs
+    (`japan_source` japan_customs) or Comtrade reporter 392 flow M (`japan_source` comtrade).
+    quantity_ratio = partner / Japan; value_ratio only where both values are in USD.
+    """
+
+    freq: str = pa.Field(isin=["M", "A"], description="M month, A calendar year")
+    period_start: dt.date = pa.Field(description="first day of the period")
+    period_end: dt.date = pa.Field(description="last day of the period")
+    metal: str = pa.Field(description="metal id of the commodity catalogue")
+    partner_iso3: str = pa.Field(description="partner ISO3")
+    partner_name: str = pa.Field(nullable=True, description="partner name")
+    japan_source: str = pa.Field(isin=["japan_customs", "comtrade"], description="where Japan's side comes from")
+    japan_quantity_kg: float = pa.Field(nullable=True, ge=0, description="Japan-reported imports from the partner, kg")
+    partner_quantity_kg: float = pa.Field(nullable=True, ge=0, description="partner-reported exports to Japan, kg")
+    quantity_gap_kg: float = pa.Field(nullable=True, description="partner - Japan, kg")
+    quantity_ratio: float = pa.Field(nullable=True, ge=0, description="partner / Japan (quantity)")
+    japan_value: float = pa.Field(nullable=True, ge=0, description="Japan-reported value, in japan_value_unit (CIF)")
+    japan_value_unit: str = pa.Field(isin=["USD", "JPY_thousand"], description="unit of japan_value")
+    partner_value_usd: float = pa.Field(nullable=True, ge=0, description="partner-reported value, USD (FOB)")
+    value_ratio: float = pa.Field(nullable=True, ge=0, description="partner / Japan (value), USD on both sides only")
+
+    class Config:
+        strict = True
+        unique = ["freq", "period_start", "metal", "partner_iso3", "japan_source"]

@@ -20,6 +20,8 @@ class RawManifest(pa.DataFrameModel):
     vintage: dt.date = pa.Field(nullable=True, description="publication date of the release")
     release: str = pa.Field(nullable=True, description="kind of release")
     status: str = pa.Field(isin=["published", "rejected"], description="outcome of the latest ingestion")
+    rows: int = pa.Field(nullable=True, ge=0, description="clean rows the file gave (0: nothing reported, e.g. Comtrade count 0)")
+    note: str = pa.Field(nullable=True, description="what was left out and why (summary rows, duplicates, not reported ...)")
 
     class Config:
         strict = True

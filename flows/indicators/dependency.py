@@ -40,8 +40,8 @@ def windows(months: Iterable[Month]) -> pl.DataFrame:
                                       "months": pl.Int64, "year": pl.Int64, "month": pl.Int64}, orient="row")
 
 
-def partner_amounts(trade: pl.DataFrame, months: Iterable[Month]) -> pl.DataFrame:
-    """Amount per metal, period, basis and partner (amounts > 0 only)."""
+def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
+    """Amount per metal, period, basis and partner (amounts > 0 only); `periods` from `windows`."""
     long = trade.unpivot(
         on=["value", "quantity"],
         index=["year", "month", "metal", "partner_code", "partner_iso3", "partner_name", "special_area",
@@ -49,7 +49,7 @@ def partner_amounts(trade: pl.DataFrame, months: Iterable[Month]) -> pl.DataFram
         variable_name="basis", value_name="amount",
     ).filter(pl.col("amount").is_not_null() & (pl.col("amount") > 0))
     joined = long.with_columns(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64)).join(
-        windows(months), on=["year", "month"], how="inner")
+        periods, on=["year", "month"], how="inner")
     return joined.group_by([*GROUP, "months", "partner_code"]).agg(
         pl.col("amount").sum(),
         pl.col("partner_iso3").first(),
@@ -59,10 +59,13 @@ def partner_amounts(trade: pl.DataFrame, months: Iterable[Month]) -> pl.DataFram
     )
 
 
-def compute(trade: pl.DataFrame, months: Iterable[Month], *, source: str,
+def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, source: str,
             value_unit: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(partner_shares, import_dependency) for one source."""
-    amounts = partner_amounts(trade, months)
+    """(partner_shares, import_dependency) for one source; `periods` is a `windows` frame (or the
+    available months, from which it is built)."""
+    if not isinstance(periods, pl.DataFrame):
+        periods = windows(periods)
+    amounts = partner_amounts(trade, periods)
     unit = pl.when(pl.col("basis") == "value").then(pl.lit(value_unit)).otherwise(pl.lit("kg")).alias("unit")
 
     suppliers = (

@@ -100,8 +100,9 @@ def inbox_files(source: str, inbox: Path, suffixes: tuple[str, ...]) -> list[Rel
 
 def registry() -> dict[str, Source]:
     """Every source, by name."""
+    from flows.sources.comtrade import Comtrade
     from flows.sources.gacc import Gacc
     from flows.sources.japan_customs import JapanCustoms
 
-    sources: list[Source] = [JapanCustoms(), Gacc()]
+    sources: list[Source] = [JapanCustoms(), Gacc(), Comtrade()]
     return {s.name: s for s in sources}

@@ -32,6 +32,7 @@ class JapanCustoms:
     # A file re-ingested (same vintage, same file name) replaces its own earlier rows only:
     # the ~22 chapter-block files of one release land side by side.
     replace_key = ("vintage", "source_file")
+    latest_key = ("flow", "year", "month", "hs9")
     value_unit = "JPY_thousand"
 
     def due(self, now: dt.datetime) -> Period:

@@ -1,0 +1,92 @@
+"""UN Comtrade API requests (REFERENCE section 3).
+
+- without a key: public preview `{base}/public/v1/preview/C/{A|M}/HS` (at most 500 records a call);
+- with `RAREWATCH_COMTRADE_API_KEY`: `{base}/data/v1/get/C/{A|M}/HS`, key sent in the
+  `Ocp-Apim-Subscription-Key` header, never in the URL, so URLs can be logged and kept.
+Params: reporterCode, period (YYYY or YYYYMM), partnerCode, partner2Code, cmdCode (comma list),
+flowCode, customsCode, motCode. Calls are throttled (~1 call per 1-2 s); HTTP 429 "Rate limit is
+exceeded" is retried with backoff by the shared session (honouring Retry-After).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import requests
+
+from flows.errors import FetchError
+from flows.httpclient import get
+from flows.periods import Month, Period, Year
+from flows.settings import Settings
+from flows.sources import ReleaseFile
+
+SOURCE = "comtrade"
+PREVIEW_LIMIT = 500
+JAPAN, CHINA = 392, 156
+
+
+@dataclass(frozen=True)
+class Query:
+    """One slice of the data: who reports, which flow, which partner."""
+
+    label: str
+    reporter: int | None  # None: every reporter
+    flow: str
+    partner: int | None  # None: every partner
+
+
+# Japan's imports by partner; China's exports by destination; every partner's exports to Japan
+# (the mirror of Japan's imports, for mirror gaps).
+QUERIES = (Query("r392-M", JAPAN, "M", None), Query("r156-X", CHINA, "X", None), Query("p392-X", None, "X", JAPAN))
+
+
+def endpoint(settings: Settings, freq: str) -> str:
+    base = settings.comtrade_base_url.rstrip("/")
+    if settings.comtrade_api_key is not None:
+        return f"{base}/data/v1/get/C/{freq}/HS"
+    return f"{base}/public/v1/preview/C/{freq}/HS"
+
+
+def plan(settings: Settings, period: Period, hs6: list[str]) -> list[ReleaseFile]:
+    """The requests for a period: every query, commodity codes in chunks that fit one answer."""
+    freq, when = ("A", str(period.year)) if isinstance(period, Year) else ("M", f"{period.year}{period.month:02d}")
+    # ~40 partners per code per reporter: 10 codes stay under the preview's 500 records.
+    chunk = 10 if settings.comtrade_api_key is None else 100
+    refs = []
+    for q in QUERIES:
+        for i in range(0, len(hs6), chunk):
+            params = {"reporterCode": q.reporter, "period": when, "partnerCode": q.partner, "partner2Code": 0,
+                      "cmdCode": ",".join(hs6[i:i + chunk]), "flowCode": q.flow, "customsCode": "C00",
+                      "motCode": 0, "includeDesc": "false"}
+            query = urlencode({k: v for k, v in params.items() if v is not None})
+            refs.append(ReleaseFile(source=SOURCE, name=f"comtrade_{freq}_{when}_{q.label}_{i // chunk:02d}.json",
+                                    url=f"{endpoint(settings, freq)}?{query}",
+                                    period=period if isinstance(period, Month) else None))
+    return refs
+
+
+class Throttle:
+    """At most one call every `interval` seconds."""
+
+    def __init__(self, interval: float):
+        self.interval, self.last = interval, 0.0
+
+    def wait(self) -> None:
+        gap = self.interval - (time.monotonic() - self.last)
+        if gap > 0:
+            time.sleep(gap)
+        self.last = time.monotonic()
+
+
+def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
+    """One API answer, as bytes. The key travels in a header and is redacted from any error."""
+    throttle = http.__dict__.setdefault("rarewatch_comtrade_throttle", Throttle(settings.comtrade_min_interval))
+    throttle.wait()  # one throttle per session: a run's calls are spaced, tests' sessions are not slowed
+    key = settings.comtrade_api_key.get_secret_value() if settings.comtrade_api_key else ""
+    headers = {"Ocp-Apim-Subscription-Key": key} if key else None
+    r = get(http, ref.url, source=SOURCE, timeout=settings.http_timeout, headers=headers, redact=(key,))
+    if not r.content.strip():
+        raise FetchError(SOURCE, ref.url, "empty answer")
+    return r.content
