@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -10,6 +13,22 @@ from flows.errors import FetchError
 from flows.settings import Settings
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Keys some APIs take only in the query string (e-Stat `appId`): scrubbed from urllib3's own
+# debug log lines, which print every URL requested.
+_SECRET_PARAMS = re.compile(r"((?:appId|subscription-key|token|apikey)=)[^&\s\"']+", re.I)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites log records so that secret query parameters read `***`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _SECRET_PARAMS.search(message):
+            record.msg, record.args = _SECRET_PARAMS.sub(r"\1***", message), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(RedactSecrets())
 
 
 def session(settings: Settings) -> requests.Session:
@@ -54,4 +73,4 @@ def _redact(text: str, secrets: tuple[str, ...]) -> str:
     for s in secrets:
         if s:
             text = text.replace(s, "***")
-    return text
+    return _SECRET_PARAMS.sub(r"\1***", text)

@@ -14,7 +14,7 @@ MEASURES = ("quantity1", "quantity2", "value")
 FLOW_CODES = {"1": "export", "2": "import"}  # `Exp or Imp` column (REFERENCE 1.2)
 
 
-def release_rows_schema() -> pa.DataFrameSchema:
+def release_rows_schema(nulls_allowed: bool = False) -> pa.DataFrameSchema:
     """Checks on a release's rows after typing, in the file's wide layout (one row per line).
 
     `line` is the line number in the file as published (header = line 1), so every failure
@@ -22,14 +22,17 @@ def release_rows_schema() -> pa.DataFrameSchema:
     years, and of the current year too since months not yet published are 0 (REFERENCE 1.2).
     """
     measure_cols = {
-        f"{m}_{p}": pa.Column(pl.Int64, pa.Check.ge(0), nullable=False,
+        f"{m}_{p}": pa.Column(pl.Int64, pa.Check.ge(0), nullable=nulls_allowed,
                               description=f"{m} for {p} as published")
         for m in MEASURES for p in (*MONTH_NAMES, "year")
     }
     sum_checks = [
         pa.Check(
+            # a null (unknown) month or year cannot be checked: such rows pass
             lambda data, m=m: data.lazyframe.select(
-                pl.col(f"{m}_year") == pl.sum_horizontal([pl.col(f"{m}_{p}") for p in MONTH_NAMES])),
+                (pl.col(f"{m}_year") == pl.sum_horizontal([pl.col(f"{m}_{p}") for p in MONTH_NAMES]))
+                .fill_null(True)
+                | pl.any_horizontal([pl.col(f"{m}_{p}").is_null() for p in MONTH_NAMES])),
             name=f"{m}_year_equals_sum_of_months",
             error=f"{m} for the year differs from the sum of the monthly {m}",
         )
@@ -37,7 +40,7 @@ def release_rows_schema() -> pa.DataFrameSchema:
     ]
     return pa.DataFrameSchema(
         {
-            "line": pa.Column(pl.Int64, pa.Check.ge(2), unique=True, description="line in the file"),
+            "line": pa.Column(pl.Int64, pa.Check.ge(1), unique=True, description="line in the file (CSV) or row of the API document"),
             "flow_code": pa.Column(pl.String, pa.Check.isin(list(FLOW_CODES)), description="1 export, 2 import"),
             "year": pa.Column(pl.Int64, pa.Check.in_range(1988, 2100), description="calendar year"),
             "customs_office": pa.Column(pl.String, nullable=True, required=False,
@@ -72,16 +75,16 @@ class JapanCustomsTrade(pa.DataFrameModel):
     country_code: str = pa.Field(str_matches=r"^\d{3}$", description="Japan Customs 3-digit country code (701-703 special areas)")
     unit1: str = pa.Field(nullable=True, description="unit of quantity1 (often blank)")
     unit2: str = pa.Field(nullable=True, description="unit of quantity2 (usually KG)")
-    quantity1: int = pa.Field(ge=0, description="quantity in unit1; amounts under one unit are dropped, so 0 with value > 0 is legal")
-    quantity2: int = pa.Field(ge=0, description="quantity in unit2 (net weight)")
-    value_jpy_thousand: int = pa.Field(ge=0, description="value in thousand yen, truncated; imports CIF, exports FOB")
+    quantity1: int = pa.Field(ge=0, nullable=True, description="quantity in unit1; amounts under one unit are dropped, so 0 with value > 0 is legal; null = not published (e-Stat API '-', 'X', '…')")
+    quantity2: int = pa.Field(ge=0, nullable=True, description="quantity in unit2 (net weight); null = not published")
+    value_jpy_thousand: int = pa.Field(ge=0, nullable=True, description="value in thousand yen, truncated; imports CIF, exports FOB; null = not published")
     net_mass_kg: float = pa.Field(ge=0, nullable=True, description="net mass in kg from the first mass unit (unit2, then unit1); null when neither is a mass unit")
     vintage: dt.date = pa.Field(description="publication date of the release the row comes from")
     release: str = pa.Field(isin=["provisional_9digit", "detailed", "revised", "fixed"],
                             description="kind of release (REFERENCE 1.4): provisional_9digit, detailed, revised or fixed")
     source_file: str = pa.Field(description="file name as published")
     sha256: str = pa.Field(str_matches=r"^[0-9a-f]{64}$", description="sha256 of the original file (raw zone key)")
-    line: int = pa.Field(ge=2, description="line of the row in the original file (header is line 1)")
+    line: int = pa.Field(ge=1, description="line of the row in the original CSV file (header is line 1), or row number in an e-Stat API document")
 
     class Config:
         strict = True

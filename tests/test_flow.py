@@ -180,3 +180,16 @@ def test_due_period(settings_env):
     s = settings_env(inbox=settings_env.inbox)
     assert due_period(s, "japan_customs", None, dt.datetime(2026, 1, 1)) is None
     assert due_period(s, "gacc", None, dt.datetime(2026, 1, 10)) == Month(2025, 12)
+
+
+def test_one_source_failing_does_not_stop_the_others(sample_inbox, httpserver):
+    """gacc's index answers 500; japan_customs still lands, and the run's final state names gacc."""
+    httpserver.expect_request("/statics/report/preliminary2020.html").respond_with_data("down", status=500)
+    httpserver.expect_request("/statics/report/preliminary.html").respond_with_data("down", status=500)
+    sample_inbox(gacc_base_url=httpserver.url_for("").rstrip("/"), http_retries=0)
+    state = monthly_refresh(period="2020-07", sources=["japan_customs", "gacc"], return_state=True)
+    assert state.is_failed()
+    assert "source gacc failed" in state.message and "HTTP 500" in state.message
+    assert "japan_customs" not in state.message.split("gacc failed")[0]
+    clean = pl.scan_parquet(sample_inbox.warehouse / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
+    assert clean.filter(pl.col("year") == 2020).height > 0

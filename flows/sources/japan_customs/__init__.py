@@ -15,10 +15,13 @@ from flows.catalogue import Catalogue, japan_customs_countries
 from flows.periods import Month, Period, Year, latest_japan_customs_month
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile
-from flows.sources.japan_customs import estat_files
+from flows.sources.japan_customs import estat_api, estat_files
 from flows.sources.japan_customs.parse import parse_release
 from flows.warehouse import PartitionSpec
 from schemas.japan_customs import JapanCustomsTrade
+
+
+API_PREFIX = "estat_api_"
 
 
 class JapanCustoms:
@@ -28,7 +31,7 @@ class JapanCustoms:
     dataset = "japan_customs_trade"
     spec = PartitionSpec("clean/japan_customs_trade", ("year", "month"), (("month", 2),))
     model = JapanCustomsTrade
-    suffixes = (".csv", ".txt")
+    suffixes = (".csv", ".txt", ".json")  # .json: e-Stat API documents kept by an earlier run
     # A file re-ingested (same vintage, same file name) replaces its own earlier rows only:
     # the ~22 chapter-block files of one release land side by side.
     replace_key = ("vintage", "source_file")
@@ -40,12 +43,19 @@ class JapanCustoms:
 
     def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
         # A year means its full-year (December) release, which carries all twelve months.
-        return estat_files.discover(settings, http, Month(period.year, 12) if isinstance(period, Year) else period)
+        month = Month(period.year, 12) if isinstance(period, Year) else period
+        if settings.estat_app_id is not None:  # the API route (REFERENCE 1.3)
+            return estat_api.discover(settings, http, month)
+        return estat_files.discover(settings, http, month)
 
     def fetch(self, settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
+        if ref.name.startswith(API_PREFIX):
+            return estat_api.fetch(settings, http, ref, Catalogue.load())
         return estat_files.fetch(settings, http, ref)
 
     def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+        if ref.name.startswith(API_PREFIX):
+            return estat_api.parse(ref, data, sha256, catalogue)
         return parse_release(ref, data, sha256, catalogue)
 
     def trade(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:

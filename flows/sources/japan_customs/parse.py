@@ -144,6 +144,14 @@ def _display(canon: str) -> str:
 def parse_release(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
     """Parse one release file to clean rows of `schemas.japan_customs.JapanCustomsTrade`."""
     frame, names = read_rows(data, ref.name)
+    return rows_to_parsed(frame, names, ref, sha256, catalogue)
+
+
+def rows_to_parsed(frame: pl.DataFrame, names: dict[str, str], ref: ReleaseFile, sha256: str,
+                   catalogue: Catalogue, *, nulls_allowed: bool = False) -> Parsed:
+    """Release rows (strings, canonical column names, `line`) to clean rows; shared by the CSV
+    files and the e-Stat API route. With `nulls_allowed`, a measure may be null (the API's
+    non-numeric tokens `-`, `X`, `…`: unknown, never zero)."""
     hs = pl.col("hs9").fill_null("").str.strip_chars().str.strip_chars("'\"").str.strip_chars()
     country = pl.col("country_code").fill_null("").str.strip_chars().str.strip_chars("'\"").str.strip_chars()
     frame = frame.with_columns(hs.alias("hs9"), country.alias("country_code"))
@@ -176,7 +184,8 @@ def parse_release(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalog
     # Type the numbers; a cell that is not a whole number is a failure naming line and column.
     int_cols = [*MEASURE_COLS, "year"]
     cast_fail = pl.concat([
-        kept.filter(pl.col(c).is_null() | _as_int(pl.col(c)).is_null())
+        kept.filter((pl.col(c).is_null() & (not nulls_allowed or c == "year"))
+                    | (pl.col(c).is_not_null() & _as_int(pl.col(c)).is_null()))
         .select("line", pl.lit(names[c]).alias("column"), pl.lit("whole number").alias("check"),
                 pl.col(c).fill_null("<blank>").alias("value"))
         for c in int_cols
@@ -185,7 +194,7 @@ def parse_release(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalog
     typed = kept.filter(~pl.col("line").is_in(bad_lines.implode())).with_columns(
         [_as_int(pl.col(c)).alias(c) for c in int_cols]
     )
-    failures = pl.concat([cast_fail, _check_rows(typed, names)]).sort("line", "column")
+    failures = pl.concat([cast_fail, _check_rows(typed, names, nulls_allowed)]).sort("line", "column")
 
     years = typed["year"].unique().to_list()
     if len(years) > 1:
@@ -216,9 +225,9 @@ def _as_int(expr: pl.Expr) -> pl.Expr:
     return expr.str.strip_chars().cast(pl.Int64, strict=False)
 
 
-def _check_rows(typed: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
+def _check_rows(typed: pl.DataFrame, names: dict[str, str], nulls_allowed: bool = False) -> pl.DataFrame:
     """Run the release-rows pandera schema; failures as (line, column, check, value)."""
-    schema = release_rows_schema()
+    schema = release_rows_schema(nulls_allowed)
     if "customs_office" not in typed.columns:
         schema = schema.remove_columns(["customs_office"])
     try:
@@ -253,7 +262,7 @@ def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str,
         typed.select(*base, pl.lit(i + 1, dtype=pl.Int64).alias("month"),
                      *[pl.col(f"{m}_{p}").alias(m) for m in MEASURES])
         for i, p in enumerate(MONTH_NAMES[:last_month])
-    ]).filter((pl.col("quantity1") != 0) | (pl.col("quantity2") != 0) | (pl.col("value") != 0))
+    ]).filter(pl.any_horizontal([(pl.col(m) != 0) | pl.col(m).is_null() for m in MEASURES]))
     keys = ["flow_code", "year", "month", "hs9", "country_code", "unit1", "unit2"]
     if "customs_office" in long.columns:  # by-office variant: national rows (REFERENCE 1.2)
         long = long.group_by(keys).agg(pl.col("line").min(), *[pl.col(m).sum() for m in MEASURES])

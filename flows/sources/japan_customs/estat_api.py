@@ -1,0 +1,225 @@
+"""Japan Customs through the e-Stat API v3.0 (REFERENCE 1.3), used when RAREWATCH_ESTAT_APP_ID is set.
+
+The 品別国別表 database tables (one per five years; time = year, months in `cat02`):
+`getMetaInfo` lists the 9-digit codes (`cat01`) and the measure items (`cat02`); the items are
+resolved by their *names* at run time (quantity 1/2 and value for each month and the year, and
+the units), never by hard-coded item codes. `getStatsData` is then asked for the catalogue's
+codes only (`cdCat01`, at most 100 a call), paged with `RESULT_INF.NEXT_KEY` -> `startPosition`.
+Quirks: `VALUE` and `CLASS` may be a single object instead of a list; `$` is a string and may be
+`-`, `X`, `…`, `***` (null, never 0); `RESULT.STATUS != 0` is an error carrying `ERROR_MSG`;
+`area` = "5" + 4-digit country code; `time` = `YYYY000000`.
+The raw zone keeps one JSON document per request: `{"meta": <getMetaInfo>, "pages": [<getStatsData>...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from urllib.parse import urlencode
+
+import polars as pl
+import requests
+
+from flows.catalogue import Catalogue
+from flows.errors import FetchError, ReleaseFileError
+from flows.httpclient import get
+from flows.periods import Month
+from flows.settings import Settings
+from flows.sources import Parsed, ReleaseFile
+from schemas.japan_customs import MEASURES, MONTH_NAMES
+
+SOURCE = "japan_customs"
+# Database tables of the 品別国別表 by first year (REFERENCE 1.3); the API itself lists them
+# (getStatsList) but their ids are stable for the five years they cover.
+TABLES = {
+    "import": [(2016, "0003313966"), (2021, "0003425294"), (2026, "0004049326")],
+    "export": [(2016, "0003313965"), (2021, "0003425293"), (2026, "0004049306")],
+}
+CODES_PER_CALL = 100
+MAX_PAGES = 200
+NULL_TOKENS = {"-", "X", "x", "…", "...", "***", "*", ""}
+_EN_MONTHS = {m: i + 1 for i, m in enumerate(MONTH_NAMES)}
+
+
+def table_id(flow: str, year: int) -> str:
+    ids = [tid for first, tid in TABLES[flow] if first <= year]
+    if not ids:
+        raise FetchError(SOURCE, "e-Stat API", f"no 品別国別表 database table for {year} (API tables start in 2016)")
+    return ids[-1]
+
+
+def _call(settings: Settings, http: requests.Session, method: str, params: dict) -> dict:
+    """One API call; STATUS != 0 is an error. The appId is sent but never shown."""
+    app_id = settings.estat_app_id.get_secret_value() if settings.estat_app_id else ""
+    url = f"{settings.estat_api_base_url.rstrip('/')}/{method}?{urlencode(params)}"
+    r = get(http, url + f"&appId={app_id}", source=SOURCE, timeout=settings.http_timeout, redact=(app_id,))
+    try:
+        doc = r.json()
+    except ValueError:
+        raise FetchError(SOURCE, url, "answer is not JSON") from None
+    root = doc.get("GET_META_INFO") or doc.get("GET_STATS_DATA") or {}
+    result = root.get("RESULT", {})
+    if str(result.get("STATUS", "")) not in ("0",):
+        raise FetchError(SOURCE, url, f"e-Stat API STATUS {result.get('STATUS')}: {result.get('ERROR_MSG', '?')}")
+    return doc
+
+
+def listify(x: object) -> list:
+    """e-Stat gives a single object where a list has one element."""
+    if x is None:
+        return []
+    return x if isinstance(x, list) else [x]
+
+
+def class_objs(doc: dict) -> dict[str, list[dict]]:
+    root = doc.get("GET_META_INFO", {}).get("METADATA_INF") or doc.get("GET_STATS_DATA", {}).get(
+        "STATISTICAL_DATA", {})
+    return {o["@id"]: listify(o.get("CLASS")) for o in listify(root.get("CLASS_INF", {}).get("CLASS_OBJ"))}
+
+
+def classify_item(name: str) -> str | None:
+    """Canonical column for a cat02 item name: quantity1_jan ... value_year, unit1, unit2, unit."""
+    n = unicodedata.normalize("NFKC", name).lower().replace(" ", "").replace("　", "")
+    if "単位" in n or "unit" in n:
+        d = re.search(r"(?:単位|unit)([12])", n)
+        return f"unit{d.group(1)}" if d else "unit"
+    m = re.search(r"数量([12])|quantity([12])", n)
+    if m:
+        measure = f"quantity{m.group(1) or m.group(2)}"
+        n = n[:m.start()] + n[m.end():]
+    elif "金額" in n or "価額" in n or "value" in n:
+        measure = "value"
+    else:
+        return None
+    month = re.search(r"(\d{1,2})月", n)
+    if month and 1 <= int(month.group(1)) <= 12:
+        return f"{measure}_{MONTH_NAMES[int(month.group(1)) - 1]}"
+    for abbr in _EN_MONTHS:
+        if abbr in n:
+            return f"{measure}_{abbr}"
+    if re.search(r"年|累計|計|year|total", n):
+        return f"{measure}_year"
+    return None
+
+
+def resolve_items(meta: dict, file: str) -> dict[str, str]:
+    """cat02 item code -> canonical column, from getMetaInfo; every month's measures are required."""
+    items = {}
+    for c in class_objs(meta).get("cat02", []):
+        canon = classify_item(c.get("@name", ""))
+        if canon:
+            items[c["@code"]] = canon
+    needed = {f"{m}_{p}" for m in MEASURES for p in MONTH_NAMES}
+    missing = needed - set(items.values())
+    if missing:
+        raise ReleaseFileError(SOURCE, file, f"cannot resolve cat02 items for {sorted(missing)[:6]} from getMetaInfo "
+                                             f"(item names: {[c.get('@name') for c in class_objs(meta).get('cat02', [])][:8]})")
+    return items
+
+
+def discover(settings: Settings, http: requests.Session, period: Month) -> list[ReleaseFile]:
+    """One request per flow: the year of `period` (the table holds every month published so far)."""
+    refs = []
+    for flow in ("import", "export"):
+        tid = table_id(flow, period.year)
+        params = {"statsDataId": tid, "cdTime": f"{period.year}000000"}
+        refs.append(ReleaseFile(source=SOURCE, name=f"estat_api_{flow}_{period.year}_{tid}.json",
+                                url=f"{settings.estat_api_base_url.rstrip('/')}/getStatsData?{urlencode(params)}",
+                                period=period))
+    return refs
+
+
+def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile, catalogue: Catalogue) -> bytes:
+    """getMetaInfo, then getStatsData for the catalogue's codes, every page; one JSON document."""
+    m = re.search(r"statsDataId=(\d+)&cdTime=(\d{4})", ref.url)
+    if not m:
+        raise FetchError(SOURCE, ref.url, "not an e-Stat API request of rarewatch")
+    tid, year = m.group(1), m.group(2)
+    meta = _call(settings, http, "getMetaInfo", {"statsDataId": tid})
+    codes = [c["@code"] for c in class_objs(meta).get("cat01", [])
+             if re.fullmatch(r"\d{9}", c.get("@code", "")) and c["@code"][:6] in set(catalogue.hs6_codes)]
+    pages = []
+    for i in range(0, len(codes), CODES_PER_CALL):
+        params = {"statsDataId": tid, "cdTime": f"{year}000000", "cdCat01": ",".join(codes[i:i + CODES_PER_CALL]),
+                  "metaGetFlg": "N", "cntGetFlg": "N", "sectionHeaderFlg": "2"}
+        start = None
+        for _ in range(MAX_PAGES):
+            page = _call(settings, http, "getStatsData", {**params, **({"startPosition": start} if start else {})})
+            pages.append(page)
+            start = page["GET_STATS_DATA"].get("STATISTICAL_DATA", {}).get("RESULT_INF", {}).get("NEXT_KEY")
+            if not start:
+                break
+        else:
+            raise FetchError(SOURCE, ref.url, f"more than {MAX_PAGES} pages")
+    flow = "import" if "_import_" in ref.name else "export"
+    return json.dumps({"flow": flow, "statsDataId": tid, "meta": meta, "pages": pages}, ensure_ascii=False,
+                      sort_keys=True).encode()
+
+
+def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The API document as release rows in the CSV route's canonical layout (strings, `line`)."""
+    try:
+        doc = json.loads(data)
+        items = resolve_items(doc["meta"], ref.name)
+        pages = doc["pages"]
+        flow_code = {"import": "2", "export": "1"}[doc["flow"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ReleaseFileError(SOURCE, ref.name, f"not an e-Stat API document of rarewatch: {e!r}") from None
+    records = []
+    for page in pages:
+        for v in listify(page["GET_STATS_DATA"].get("STATISTICAL_DATA", {}).get("DATA_INF", {}).get("VALUE")):
+            canon = items.get(v.get("@cat02"))
+            if canon is None:
+                continue
+            raw = str(v.get("$", "")).strip()
+            if canon.startswith("unit"):
+                value = raw or None
+            elif raw in NULL_TOKENS or not re.fullmatch(r"-?\d+", raw.replace(",", "")):
+                value = None  # '-', 'X', '…', '***': not published, never 0
+            else:
+                value = raw.replace(",", "")
+            records.append((v.get("@cat01"), v.get("@area"), v.get("@time"), canon, value, v.get("@unit")))
+    if not records:
+        raise ReleaseFileError(SOURCE, ref.name, "the API returned no values for the catalogue's codes")
+    long = pl.DataFrame(records, schema=["hs9", "area", "time", "canon", "value", "unit"], orient="row")
+    wide = long.pivot(on="canon", index=["hs9", "area", "time"], values="value", aggregate_function="first")
+    unit_attr = long.filter(pl.col("canon").str.starts_with("quantity2")).group_by("hs9", "area", "time").agg(
+        pl.col("unit").drop_nulls().first().alias("_unit2"))
+    wide = wide.join(unit_attr, on=["hs9", "area", "time"], how="left")
+    measure_cols = [f"{m}_{p}" for m in MEASURES for p in (*MONTH_NAMES, "year")]
+    for c in ["unit1", "unit2", "unit", *measure_cols]:
+        if c not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    present = long.select("hs9", "area", "time", "canon").unique()
+    wide = wide.with_columns(
+        pl.lit(flow_code).alias("flow_code"),
+        pl.col("time").str.slice(0, 4).alias("year"),
+        pl.col("area").str.slice(1).str.strip_chars_start("0").str.zfill(3).alias("country_code"),
+        pl.coalesce("unit1", pl.col("unit").str.split("/").list.get(0, null_on_oob=True)).alias("unit1"),
+        pl.coalesce("unit2", pl.col("unit").str.split("/").list.get(1, null_on_oob=True), "_unit2").alias("unit2"),
+    )
+    # Absent cells are zero (as in the CSV files); explicit tokens (-, X, ...) stay null.
+    absent = {c: ~pl.struct("hs9", "area", "time").is_in(
+        present.filter(pl.col("canon") == c).select(pl.struct("hs9", "area", "time")).to_series().implode())
+        for c in measure_cols}
+    wide = wide.with_columns(*[pl.when(absent[c]).then(pl.lit("0")).otherwise(pl.col(c)).alias(c) for c in measure_cols])
+    wide = wide.with_columns(
+        # no annual item published: the sum of the months is the year, as in the CSV files
+        *[pl.when(absent[f"{m}_year"]).then(pl.sum_horizontal(
+            [pl.col(f"{m}_{p}").cast(pl.Int64, strict=False) for p in MONTH_NAMES]).cast(pl.String))
+          .otherwise(pl.col(f"{m}_year")).alias(f"{m}_year") for m in MEASURES]
+    )
+    frame = wide.sort("hs9", "country_code").with_row_index("line", offset=1).with_columns(
+        pl.col("line").cast(pl.Int64)).select(
+        "line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2", *measure_cols)
+    names = {c: f"cat02 {c}" for c in frame.columns if c != "line"}
+    names.update({"hs9": "@cat01", "country_code": "@area", "year": "@time"})
+    return frame, names
+
+
+def parse(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+    from flows.sources.japan_customs.parse import rows_to_parsed
+
+    frame, names = to_rows(ref, data)
+    return rows_to_parsed(frame, names, ref, sha256, catalogue, nulls_allowed=True)
