@@ -48,7 +48,7 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     import polars as pl
 
     from flows.errors import RarewatchError
-    from flows.monthly import month_summary, monthly_refresh
+    from flows.monthly import china_summary, month_summary, monthly_refresh
     from flows.settings import Settings
     from flows.warehouse import Warehouse
 
@@ -66,12 +66,16 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
                    tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
         for name, r in results.items():
             if name == "mirror_gaps":
-                print(f"\nmirror_gaps: {r.get('rows', 0)} rows")
+                if r.get("rows"):
+                    print(f"\nmirror_gaps: {r['rows']} rows")
                 continue
             if r["status"] != "ok":
                 print(f"\n{name}: {r['status']} ({r.get('reason') or r.get('error')})")
                 continue
             print(f"\n{name}: {r['rows_written']} rows landed, months {_span(r['months'])}")
+            if "china_exports_monthly" in r:
+                print("China's rare-earth exports (tonnes, as GACC publishes them; last 6 periods):")
+                print(china_summary(settings))
             if "import_dependency" in r:
                 summary = month_summary(settings, name, r["focus"])
                 if summary.height:

@@ -19,6 +19,7 @@ from flows.catalogue import Catalogue
 from flows.errors import FetchError, SourceFailed
 from flows.periods import Month, Period, parse_period
 from flows.settings import Settings
+from flows.warehouse import Warehouse
 from flows.sources import inbox_files, registry
 
 
@@ -158,6 +159,21 @@ def month_summary(settings: Settings, source: str, focus: str | None) -> pl.Data
     ):
         out = out.join(part, on="metal", how="left")
     return out.sort("metal")
+
+
+def china_summary(settings: Settings, commodity: str = "rare_earths", periods: int = 6) -> pl.DataFrame:
+    """The last periods of China's exports of a commodity, with year-on-year change."""
+    from flows.sources.gacc import MONTHLY
+
+    frame = Warehouse(settings.warehouse).read_dataset(MONTHLY)
+    if frame is None:
+        return pl.DataFrame()
+    rows = frame.filter((pl.col("commodity") == commodity) & (pl.col("currency") == pl.col("currency").min()))
+    return rows.sort("period_start").tail(periods).select(
+        pl.when(pl.col("jan_feb")).then(pl.col("period_start").dt.strftime("%Y-01..02"))
+        .otherwise(pl.col("period_start").dt.strftime("%Y-%m")).alias("period"),
+        pl.col("quantity_t").alias("tonnes"), pl.col("quantity_t_prior_year").alias("a year earlier"),
+        pl.col("yoy_quantity_pct").round(1).alias("y/y %"))
 
 
 def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
