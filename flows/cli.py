@@ -6,14 +6,14 @@ import argparse
 import os
 import sys
 
-from flows.periods import Month
+from flows.periods import parse_period
 
 
-def _month(text: str) -> str:
+def _period(text: str) -> str:
     try:
-        return str(Month.parse(text))
+        return str(parse_period(text))
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(f"{e} or YYYY") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("refresh", help="fetch, validate and land a month's releases, then recompute indicators",
                        description="Run the monthly-refresh flow. With RAREWATCH_INBOX holding files, those are "
                        "ingested without network; otherwise the month's release is fetched from the source.")
-    r.add_argument("--period", type=_month, metavar="YYYY-MM",
-                   help="month to refresh (default: latest month due, or everything in the inbox)")
+    r.add_argument("--period", type=_period, metavar="YYYY-MM|YYYY",
+                   help="month (or year, for annual sources such as comtrade) to refresh; default: the latest "
+                   "release due of each source, or everything in the inbox")
     r.add_argument("--source", action="append", dest="sources", metavar="NAME",
-                   help="source to refresh (repeatable; default: all)")
+                   help="source to refresh: japan_customs, gacc, comtrade (repeatable; default: all)")
     return p
 
 

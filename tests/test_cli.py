@@ -25,6 +25,8 @@ def test_period_must_be_a_month():
         build_parser().parse_args(["refresh", "--period", "2020-13"])
     args = build_parser().parse_args(["refresh", "--period", "2020-07", "--source", "japan_customs"])
     assert (args.period, args.sources) == ("2020-07", ["japan_customs"])
+    args = build_parser().parse_args(["refresh", "--source", "comtrade", "--period", "2024"])
+    assert (args.period, args.sources) == ("2024", ["comtrade"])
 
 
 @pytest.mark.usefixtures("prefect_harness")
