@@ -1,6 +1,7 @@
 """Reference data kept in the repository: the commodity catalogue and Japan's country codes.
 
-- `reference/commodities.csv`: HS6 or Japan 9-digit code prefix -> metal id, with `valid_from` /
+- `reference/commodities.csv`: HS6 or Japan 9-digit code prefix -> metal id, `metal_content` (share
+  of the metal in the goods' net mass, for apparent consumption; blank = 1.0, gross weight), `valid_from` /
   `valid_to` months for HS revisions (REFERENCE section 6; HS2017 -> HS2022 changed 8103, 8106,
   8109, 8112). A 9-digit code belongs to the metal of its *longest* matching prefix, so the
   Japanese national splits of 811292 (indium, vanadium, germanium, other incl. gallium) win over
@@ -46,6 +47,8 @@ class Catalogue:
             raise ValueError(f"reference/commodities.csv: code listed twice {dup['code'].to_list()}")
         return cls(df.with_columns(
             pl.col("valid_from").fill_null("0000-01"), pl.col("valid_to").fill_null("9999-12"),
+            # share of the metal in the goods' net mass; 1.0 (gross weight) unless the catalogue says
+            pl.col("metal_content").cast(pl.Float64).fill_null(1.0),
         ))
 
     @property

@@ -49,7 +49,7 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     import polars as pl
 
     from flows.errors import RarewatchError
-    from flows.monthly import china_summary, month_summary, monthly_refresh
+    from flows.monthly import china_summary, month_summary, monthly_refresh, reserve_summary
     from flows.settings import Settings
     from flows.warehouse import Warehouse
 
@@ -69,6 +69,12 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
             if name == "mirror_gaps":
                 if r.get("rows"):
                     print(f"\nmirror_gaps: {r['rows']} rows")
+                continue
+            if name == "reserve_coverage":
+                print(f"\nreserve_coverage: {r.get('reserve_coverage', 0)} rows"
+                      + (f"; restricted rows under {settings.restricted_root()} (not for distribution)"
+                         if "restricted_reserve_coverage" in r else "; no stock positions given"))
+                print(reserve_summary(settings))
                 continue
             if r["status"] != "ok":
                 print(f"\n{name}: {r['status']} ({r.get('reason') or r.get('error')})")

@@ -61,6 +61,12 @@ def compute_indicators(settings: Settings, source_name: str) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
+def compute_reserves(settings: Settings) -> dict[str, int]:
+    """Reference consumption, reserve coverage (public; restricted with stock positions), reliance."""
+    return pipeline.compute_reserves(settings, Catalogue.load())
+
+
+@task(cache_policy=NO_CACHE)
 def compute_mirror_gaps(settings: Settings) -> int:
     """Japan's reported imports against partners' reported exports to Japan (needs Comtrade)."""
     return pipeline.compute_mirror_gaps(settings, Catalogue.load())
@@ -109,6 +115,9 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
             results[name] = {"status": "skipped", "reason": f"no files in {settings.inbox}/{name}"}
             continue
         month = due_period(settings, name, period, now)
+        if month is None and not (settings.inbox is not None and inbox_files(name, settings.inbox, source.suffixes)):
+            results[name] = {"status": "skipped", "reason": "no release due"}
+            continue
         try:
             fetched = fetch_releases.with_options(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(settings, name, month)
@@ -129,7 +138,13 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
         except Exception as e:
             logger.error("mirror gaps failed: %s", e)
             failures.append(SourceFailed("mirror_gaps", [e]))
-    _artifacts(settings, {k: v for k, v in results.items() if k != "mirror_gaps"})
+    if {"japan_customs", "meti"} & {n for n, r in results.items() if r["status"] == "ok"}:
+        try:
+            results["reserve_coverage"] = {"status": "ok", **compute_reserves(settings)}
+        except Exception as e:  # messages carry no stock figure (pipeline.compute_reserves)
+            logger.error("reserve coverage failed: %s", e)
+            failures.append(SourceFailed("reserve_coverage", [e]))
+    _artifacts(settings, {k: v for k, v in results.items() if k not in ("mirror_gaps", "reserve_coverage")})
     if failures:
         raise failures[0] if len(failures) == 1 else SourceFailed(
             ",".join(f.source for f in failures), [e for f in failures for e in f.errors])
@@ -174,6 +189,20 @@ def china_summary(settings: Settings, commodity: str = "rare_earths", periods: i
         .otherwise(pl.col("period_start").dt.strftime("%Y-%m")).alias("period"),
         pl.col("quantity_t").alias("tonnes"), pl.col("quantity_t_prior_year").alias("a year earlier"),
         pl.col("yoy_quantity_pct").round(1).alias("y/y %"))
+
+
+def reserve_summary(settings: Settings) -> pl.DataFrame:
+    """Latest month's target-implied stocks per metal (public figures only)."""
+    frame = Warehouse(settings.warehouse).read_dataset(pipeline.RESERVE_COVERAGE)
+    if frame is None or frame.is_empty():
+        return pl.DataFrame()
+    last = frame.filter(pl.col("period_start") == pl.col("period_start").max())
+    return last.select(
+        "metal", pl.col("period_start").dt.strftime("%Y-%m").alias("month"), "reference_year",
+        pl.col("consumption_method").alias("method"), pl.col("reference_consumption_t").round(0).alias("t/year"),
+        "target_days", pl.col("required_stock_target_t").round(0).alias("stock for target, t"),
+        (pl.col("china_share_12m_qty") * 100).round(1).alias("China % 12M"),
+    ).sort("metal")
 
 
 def _artifacts(settings: Settings, results: dict[str, Any]) -> None:

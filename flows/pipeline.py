@@ -322,6 +322,75 @@ def compute_mirror_gaps(settings: Settings, catalogue: Catalogue) -> int:
     return frame.height
 
 
+REFERENCE_CONSUMPTION = PartitionSpec("indicators/reference_consumption")
+RESERVE_COVERAGE = PartitionSpec("indicators/reserve_coverage")
+IMPORT_RELIANCE = PartitionSpec("indicators/import_reliance")
+RESTRICTED_COVERAGE = PartitionSpec("reserve_coverage")
+RESTRICTED_NOTICE = (b"CONFIDENTIAL - NOT FOR DISTRIBUTION.\nFigures here derive from stock positions "
+                     b"(RAREWATCH_STOCK_POSITIONS). Do not copy, publish or attach them to reports.\n")
+
+
+def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]:
+    """Reference consumption, reserve coverage and import reliance (flows/indicators/reserves.py).
+
+    Public outputs carry target-implied figures only. With RAREWATCH_STOCK_POSITIONS, figures
+    derived from the stock file go to the restricted root and nowhere else; no error message,
+    log line or count returned here carries a stock figure.
+    """
+    from flows.indicators import reserves
+    from flows.sources import registry
+    from schemas.reserves import ImportReliance, ReferenceConsumption, ReserveCoverage, RestrictedReserveCoverage
+
+    wh = Warehouse(settings.warehouse)
+    reg = registry()
+    jc_raw = wh.read_dataset(reg["japan_customs"].spec)
+    if jc_raw is None or jc_raw.is_empty():
+        return {}
+    jc = latest_vintage(jc_raw, list(reg["japan_customs"].latest_key))
+    meti_raw = wh.read_dataset(reg["meti"].spec)
+    meti = latest_vintage(meti_raw, list(reg["meti"].latest_key)) if meti_raw is not None else None
+    months = available_months(jc_raw)
+    complete = sorted(y for y in {m.year for m in months} if all(Month(y, k) in set(months) for k in range(1, 13)))
+    trade_t = reserves.trade_tonnes(jc, catalogue, complete)
+    years = sorted({reserves.reference_year(m) for m in months} | set(complete))
+    candidates = pl.concat([reserves.meti_consumption(meti), reserves.baseline_consumption(years),
+                            reserves.apparent_consumption(trade_t, meti)], how="vertical_relaxed")
+    consumption = reserves.select(candidates, reserves.Precedence.parse(settings.consumption_precedence))
+    dep = read_indicator(settings, "import_dependency")
+    china = (dep.filter((pl.col("source") == "japan_customs") & (pl.col("freq") == "12M")
+                        & (pl.col("basis") == "quantity")).select("metal", "period_end", "china_share")
+             if dep is not None else pl.DataFrame(schema={"metal": pl.String, "period_end": pl.Date,
+                                                         "china_share": pl.Float64}))
+    public = reserves.coverage(months, consumption, reserves.stockpile_policy(settings.stockpile_policy), china)
+    reliance = reserves.reliance(trade_t, meti, consumption)
+    outputs = [(REFERENCE_CONSUMPTION, ReferenceConsumption, consumption),
+               (RESERVE_COVERAGE, ReserveCoverage, public), (IMPORT_RELIANCE, ImportReliance, reliance)]
+    outputs = [(spec, model, frame) for spec, model, frame in outputs if frame.height]
+    for spec, model, frame in outputs:
+        failures = model_failures(model, frame)
+        if not failures.is_empty():
+            raise RarewatchError(f"{model.__name__} failed its checks: " + "; ".join(
+                _failure_message(r) for r in failures.head(10).iter_rows(named=True)))
+    counts = {}
+    for spec, model, frame in outputs:
+        wh.write_partitions(spec, frame, sort_by=[c for c in ("metal", "year", "period_start", "preference")
+                                                  if c in frame.columns], replace_all=True)
+        counts[spec.path.rsplit("/", 1)[-1]] = frame.height
+    if settings.stock_positions is not None:
+        stocks = reserves.read_stock_positions(Path(settings.stock_positions))
+        restricted = reserves.restricted_coverage(public, stocks)
+        if restricted.height:
+            failures = model_failures(RestrictedReserveCoverage, restricted)
+            if not failures.is_empty():  # name the checks, never the values
+                raise RarewatchError("restricted reserve coverage failed its checks: " + "; ".join(
+                    f"column {r['column']!r}: {r['check']}" for r in failures.head(10).iter_rows(named=True)))
+            vault = Warehouse(settings.restricted_root())
+            vault.write_partitions(RESTRICTED_COVERAGE, restricted, sort_by=["metal", "period_start"], replace_all=True)
+            vault.write_bytes_atomic("NOT_FOR_DISTRIBUTION.txt", RESTRICTED_NOTICE)
+        counts["restricted_reserve_coverage"] = restricted.height
+    return counts
+
+
 def read_indicator(settings: Settings, name: str) -> pl.DataFrame | None:
     spec = {"partner_shares": PARTNER_SHARES, "import_dependency": IMPORT_DEPENDENCY}[name]
     return Warehouse(settings.warehouse).read_dataset(spec)

@@ -57,6 +57,20 @@ class Settings(BaseSettings):
         "http://english.customs.gov.cn", description="China Customs English site (preliminary releases)."
     )
 
+    # --- METI / ANRE (REFERENCE section 4) -------------------------------------------------
+    meti_base_url: str = Field("https://www.enecho.meti.go.jp", description="METI/ANRE site (survey results pages).")
+
+    # --- Reserve coverage (REFERENCE section 7) ---------------------------------------------
+    stock_positions: Path | None = Field(
+        None, description="CONFIDENTIAL stock positions (CSV or Parquet: metal, as_of, tonnes). Figures derived from "
+        "it are written only under the restricted root, never to public datasets, artifacts or logs.")
+    stockpile_policy: Path | None = Field(
+        None, description="Target days per metal (CSV: metal, target_days, ...), replacing the bundled policy.")
+    consumption_precedence: str = Field(
+        "meti,baseline,apparent",
+        description="Reference-consumption methods in order of preference; per metal as 'metal=m1,m2;...' after a '|', "
+        "e.g. 'meti,baseline,apparent|tungsten=baseline,apparent'.")
+
     # --- UN Comtrade (REFERENCE section 3) ---------------------------------------------------
     comtrade_base_url: str = Field("https://comtradeapi.un.org", description="UN Comtrade API root.")
     comtrade_api_key: SecretStr | None = Field(

@@ -103,6 +103,7 @@ def registry() -> dict[str, Source]:
     from flows.sources.comtrade import Comtrade
     from flows.sources.gacc import Gacc
     from flows.sources.japan_customs import JapanCustoms
+    from flows.sources.meti import Meti
 
-    sources: list[Source] = [JapanCustoms(), Gacc(), Comtrade()]
+    sources: list[Source] = [JapanCustoms(), Gacc(), Comtrade(), Meti()]
     return {s.name: s for s in sources}
