@@ -25,7 +25,7 @@ from dataclasses import replace
 from flows.periods import Month, Period, covers
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile, Source, inbox_files
-from flows.warehouse import PartitionSpec, Warehouse
+from flows.warehouse import PartitionSpec, Warehouse, sha256_bytes
 from schemas.indicators import ImportDependency, PartnerShares
 from schemas.raw import RawManifest
 
@@ -146,6 +146,14 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
         e["status"] = "published"
     _record_manifest(wh, source, manifest)
     return report
+
+
+def published_files(wh: Warehouse, source: str) -> set[tuple[str, str]]:
+    """(sha256, url) of every file already published for a source (raw manifest)."""
+    manifest = wh.raw_manifest(source)
+    if manifest is None:
+        return set()
+    return set(manifest.filter(pl.col("status") == "published").select("sha256", "url").iter_rows())
 
 
 def first_seen(wh: Warehouse, source: str) -> dict[str, dt.date]:

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         description="User-Agent sent to every source.",
     )
 
+    # --- Scale-out ------------------------------------------------------------------------------
+    dask_address: str | None = Field(None, description="Dask scheduler (tcp://host:8786) for backfills; unset: threads.")
+    dask_local: bool = Field(False, description="Run backfills on a local Dask cluster started for the run.")
+
     # --- Japan Customs through e-Stat (REFERENCE section 1.3) --------------------------------
     estat_base_url: str = Field(
         "https://www.e-stat.go.jp", description="e-Stat web site (file list and download pages)."
