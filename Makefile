@@ -1,6 +1,7 @@
 # rarewatch: two commands on a fresh machine (README "Quick start").
 #   make run   monthly refresh on the bundled sample releases, no network
 #   make test  the whole test suite
+#   make serve local Prefect server + UI (127.0.0.1:4200), work pool, deployments, a worker
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +14,7 @@ export PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY = false
 export DO_NOT_TRACK = 1
 export PREFECT_SERVER_ALLOW_EPHEMERAL_MODE = true
 
-.PHONY: run test install clean
+.PHONY: run test serve install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	RAREWATCH_INBOX=$${RAREWATCH_INBOX:-samples/inbox} $(BIN)/rarewatch refresh
+
+serve: $(STAMP)
+	$(BIN)/python -m flows.serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

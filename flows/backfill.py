@@ -15,13 +15,14 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows import pipeline
 from flows.catalogue import Catalogue
 from flows.errors import SourceFailed
-from flows.monthly import compute_indicators, compute_mirror_gaps, compute_reserves
+from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
 from flows.periods import Month, month_range
 from flows.settings import Settings
 from flows.sources import registry
@@ -76,7 +77,8 @@ def backfill(
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(registry())}")
     months = [str(m) for m in month_range(first, last)]
-    return backfill_months.with_options(task_runner=_runner(settings, max_parallel))(settings, months, names, force)
+    with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # never beside another writing run
+        return backfill_months.with_options(task_runner=_runner(settings, max_parallel))(settings, months, names, force)
 
 
 @flow(name="backfill-months")

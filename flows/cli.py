@@ -66,6 +66,9 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     with pl.Config(tbl_rows=60, tbl_cols=12, float_precision=1, tbl_hide_dataframe_shape=True, tbl_width_chars=140,
                    tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
         for name, r in results.items():
+            if name == "japan_customs_previous_year":
+                print(f"\njapan_customs previous year re-pulled: {r['rows_written']} rows")
+                continue
             if name == "mirror_gaps":
                 if r.get("rows"):
                     print(f"\nmirror_gaps: {r['rows']} rows")

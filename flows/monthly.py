@@ -6,18 +6,20 @@ Thin on purpose: each task calls one plain function of `flows.pipeline`.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
+from pydantic import Field
 
 from flows import pipeline
 from flows.catalogue import Catalogue
 from flows.errors import FetchError, SourceFailed
-from flows.periods import Month, Period, parse_period
+from flows.periods import Month, Period, Year, parse_period
 from flows.settings import Settings
 from flows.warehouse import Warehouse
 from flows.sources import inbox_files, registry
@@ -72,6 +74,9 @@ def compute_mirror_gaps(settings: Settings) -> int:
     return pipeline.compute_mirror_gaps(settings, Catalogue.load())
 
 
+WRITER_LIMIT = "rarewatch-warehouse"  # global concurrency limit created by `make serve`
+
+
 def due_period(settings: Settings, source_name: str, period: str | None, now: dt.datetime) -> Period | None:
     """The period to refresh for one source: the one asked for; none when the inbox holds the
     source's files (they are ingested whole); else the source's latest release due at `now`."""
@@ -84,16 +89,41 @@ def due_period(settings: Settings, source_name: str, period: str | None, now: dt
 
 
 @flow(name="monthly-refresh", log_prints=True)
-def monthly_refresh(period: str | None = None, sources: list[str] | None = None) -> dict[str, Any]:
+def monthly_refresh(
+    period: Annotated[str | None, Field(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$",
+                                        description="YYYY-MM (or YYYY for annual sources); empty: each source's "
+                                                    "latest release due at the scheduled time")] = None,
+    sources: Annotated[list[str] | None, Field(description="sources to refresh (default: all): japan_customs, "
+                                                            "gacc, comtrade, meti")] = None,
+    previous_year: Annotated[bool | None, Field(description="also re-pull Japan Customs' previous year (revised "
+                                                             "in March, fixed in November); empty: in March and "
+                                                             "November")] = None,
+) -> dict[str, Any]:
     """Refresh the month's releases of every source (or those named), then their indicators.
 
     Args:
         period: month to refresh, `YYYY-MM`; default: the latest month due at the scheduled time
             (or everything in the inbox when RAREWATCH_INBOX holds files).
         sources: source names (default: all).
+        previous_year: also re-pull the previous year of Japan Customs (default: in March and November).
     """
     settings = Settings()
-    return run_refresh(settings, period, sources, now=flow_run.get_scheduled_start_time())
+    now = flow_run.get_scheduled_start_time()
+    with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # one writer at a time when the limit exists
+        results = run_refresh(settings, period, sources, now=now)
+        if previous_year or (previous_year is None and period is None and settings.inbox is None
+                             and now.month in (3, 11) and "japan_customs" in (sources or registry())):
+            results["japan_customs_previous_year"] = repull_previous_year(settings, now.year - 1)
+    return results
+
+
+def repull_previous_year(settings: Settings, year: int) -> dict[str, Any]:
+    """Japan Customs republishes whole years (revised in March, fixed in November; REFERENCE 1.4)."""
+    fetched = fetch_releases.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(
+        settings, "japan_customs", Year(year))
+    report = land_releases(settings, "japan_customs", fetched, Year(year))
+    counts = compute_indicators(settings, "japan_customs")
+    return {"status": "ok", "rows_written": report.rows_written, "months": report.months, **counts}
 
 
 def run_refresh(settings: Settings, period: str | None, sources: list[str] | None,

@@ -1,4 +1,4 @@
-"""prefect.yaml: every deployment points at a flow that loads, with described parameters."""
+"""prefect.yaml: every deployment points at a flow that loads, with typed, described parameters."""
 
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 def test_deployments_load_their_flows():
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"]: d for d in spec["deployments"]}
-    assert "monthly-refresh" in names
+    assert set(names) == {"monthly-refresh", "backfill"}
     monthly = names["monthly-refresh"]
-    assert monthly["schedules"][0]["timezone"] == "Asia/Tokyo"
-    assert monthly["concurrency_limit"] == 1
+    assert {s["timezone"] for s in monthly["schedules"]} == {"Asia/Tokyo"}
+    assert [s["cron"] for s in monthly["schedules"]] == ["0 9 2 * *", "0 9 11 * *"]
+    assert "schedules" not in names["backfill"]
     for d in spec["deployments"]:
+        assert d["concurrency_limit"]["limit"] == 1
+        assert d["work_pool"]["name"] == "rarewatch"
         flow = load_flow_from_entrypoint(str(REPO / d["entrypoint"]))
         params = flow.parameters.model_dump()["properties"]
         for name, schema in params.items():
             assert schema.get("description"), f"{d['name']}: parameter {name} has no description"
+    backfill = load_flow_from_entrypoint(str(REPO / names["backfill"]["entrypoint"]))
+    props = backfill.parameters.model_dump()
+    assert set(props["required"]) == {"start", "end"}
+    assert {"start", "end", "sources", "force"} <= set(props["properties"])

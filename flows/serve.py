@@ -1,0 +1,121 @@
+"""`make serve`: a local Prefect server (SQLite) on 127.0.0.1, the work pool, both deployments, a worker.
+
+One command gives an operator the UI at http://127.0.0.1:4200 with `monthly-refresh` and
+`backfill` ready. Everything is started as child processes and stopped together on Ctrl-C.
+The same functions drive the deployment test (tests/test_serve.py) on a temporary server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+POOL = "rarewatch"
+WRITER_LIMIT = "rarewatch-warehouse"  # global concurrency limit: one run writes the warehouse at a time (flows.monthly)
+BIN = Path(sys.executable).parent
+
+
+def prefect(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], cwd=REPO, env=env, check=check,
+                          capture_output=True, text=True)
+
+
+def environment(port: int, home: Path) -> dict[str, str]:
+    """Environment of the server, the CLI calls and the worker (and so of every flow run)."""
+    env = dict(os.environ)
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        "DO_NOT_TRACK": "1",
+        "RAREWATCH_HOME": str(REPO),
+    })
+    return env
+
+
+def start_server(env: dict[str, str], timeout: float = 120.0) -> subprocess.Popen:
+    """Start `prefect server start` and wait until its API answers."""
+    port = env["PREFECT_SERVER_API_PORT"]
+    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {proc.returncode}")
+        try:
+            if requests.get(f"{env['PREFECT_API_URL']}/health", timeout=2).ok:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    raise RuntimeError(f"prefect server did not answer on port {port} within {timeout:.0f} s")
+
+
+def deploy(env: dict[str, str]) -> None:
+    """Create the work pool and the writer limit (idempotent), then deploy everything in prefect.yaml."""
+    if prefect("work-pool", "inspect", POOL, env=env, check=False).returncode != 0:
+        prefect("work-pool", "create", POOL, "--type", "process", env=env)
+    if prefect("global-concurrency-limit", "inspect", WRITER_LIMIT, env=env, check=False).returncode != 0:
+        prefect("global-concurrency-limit", "create", WRITER_LIMIT, "--limit", "1", env=env)
+    done = prefect("deploy", "--all", env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a child and everything it started."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def main() -> int:
+    port = int(os.environ.get("RAREWATCH_SERVE_PORT", "4200"))
+    env = environment(port, Path(os.environ.get("RAREWATCH_SERVE_HOME", REPO / ".prefect-server")))
+    env.setdefault("RAREWATCH_WAREHOUSE", str(REPO / "warehouse"))
+    print(f"starting Prefect server on http://127.0.0.1:{port} (SQLite under {env['PREFECT_HOME']}) ...", flush=True)
+    server = start_server(env)
+    worker = None
+    try:
+        deploy(env)
+        worker = start_worker(env)
+        print(f"UI: http://127.0.0.1:{port}  deployments: monthly-refresh, backfill  work pool: {POOL}\n"
+              f"warehouse: {env['RAREWATCH_WAREHOUSE']}  inbox: {env.get('RAREWATCH_INBOX', '(none: live sources)')}\n"
+              "Ctrl-C stops the worker and the server.", flush=True)
+        while server.poll() is None and worker.poll() is None:
+            time.sleep(1)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""`make serve` for real: a temporary Prefect server, the deployments, a worker, a backfill through the API."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+
+import polars as pl
+import requests
+
+from conftest import SAMPLES
+from flows import serve
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(SAMPLES / "japan_customs", inbox / "japan_customs")
+    env = serve.environment(free_port(), tmp_path / "prefect")
+    env.update({"RAREWATCH_WAREHOUSE": str(tmp_path / "warehouse"), "RAREWATCH_INBOX": str(inbox),
+                "RAREWATCH_TASK_RETRIES": "0"})
+    server = serve.start_server(env)
+    worker = None
+    api = env["PREFECT_API_URL"]
+    try:
+        serve.deploy(env)
+        deployments = requests.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+        by_name = {d["name"]: d for d in deployments}
+        assert set(by_name) == {"monthly-refresh", "backfill"}
+        schema = by_name["backfill"]["parameter_openapi_schema"]["properties"]
+        assert all(schema[p].get("description") for p in ("start", "end", "sources", "force"))
+        worker = serve.start_worker(env)
+        run = requests.post(f"{api}/deployments/{by_name['backfill']['id']}/create_flow_run",
+                            json={"parameters": {"start": "2020-01", "end": "2020-03",
+                                                 "sources": ["japan_customs"]}}, timeout=10).json()
+        deadline = time.monotonic() + 300
+        state = None
+        while time.monotonic() < deadline:
+            state = requests.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state"]
+            if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            time.sleep(2)
+        assert state and state["type"] == "COMPLETED", state
+        clean = pl.scan_parquet(tmp_path / "warehouse" / "clean" / "japan_customs_trade",
+                                hive_partitioning=True).collect()
+        assert {(2020, m) for m in (1, 2, 3)} <= set(clean.select("year", "month").unique().iter_rows())
+    finally:
+        if worker is not None:
+            serve.stop(worker)
+        serve.stop(server)
