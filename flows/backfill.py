@@ -26,6 +26,7 @@ from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps,
 from flows.periods import Month, month_range
 from flows.settings import Settings
 from flows.sources import registry
+from flows.views import write_views
 from flows.warehouse import Warehouse
 
 MonthText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
@@ -118,6 +119,8 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
         compute_mirror_gaps(settings)
     if landed & {"japan_customs", "meti"}:
         compute_reserves(settings)
+    if landed:
+        write_views(wh)
     create_table_artifact(key="backfill-summary", table=rows, description="What happened per month and source")
     if failed:
         raise SourceFailed("backfill", [e for f in failed for e in f.errors])

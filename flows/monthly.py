@@ -21,6 +21,7 @@ from flows.catalogue import Catalogue
 from flows.errors import FetchError, SourceFailed
 from flows.periods import Month, Period, Year, parse_period
 from flows.settings import Settings
+from flows.views import write_views
 from flows.warehouse import Warehouse
 from flows.sources import inbox_files, registry
 
@@ -174,6 +175,7 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
         except Exception as e:  # messages carry no stock figure (pipeline.compute_reserves)
             logger.error("reserve coverage failed: %s", e)
             failures.append(SourceFailed("reserve_coverage", [e]))
+    write_views(Warehouse(settings.warehouse))
     _artifacts(settings, {k: v for k, v in results.items() if k not in ("mirror_gaps", "reserve_coverage")})
     if failures:
         raise failures[0] if len(failures) == 1 else SourceFailed(

@@ -277,13 +277,23 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue)
                     (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])]
     if hasattr(source, "derive"):
         outputs += [(spec, model, frame, []) for spec, model, frame in source.derive(latest)]
+    if hasattr(source, "revisions"):
+        from flows.indicators import REVISIONS
+        from schemas.indicators import Revisions
+
+        outputs.append((REVISIONS, Revisions, source.revisions(clean, catalogue),
+                        ["flow", "period_start", "metal", "partner_code", "basis", "new_vintage"]))
     for spec, model, frame, _ in outputs:
+        if frame.width == 0:
+            continue
         failures = model_failures(model, frame)
         if not failures.is_empty():
             raise RarewatchError(f"{model.__name__} for {source.name} failed its checks: "
                                  + "; ".join(_failure_message(r) for r in failures.head(10).iter_rows(named=True)))
     counts = {}
     for spec, _, frame, sort_by in outputs:
+        if frame.width == 0:  # nothing to say (e.g. one vintage only): drop this source's old part
+            frame = frame.with_columns(pl.lit(source.name).alias("source")).clear()
         write_indicator(wh, spec, frame, source.name, sort_by)
         counts[spec.path.rsplit("/", 1)[-1]] = frame.height
     return counts

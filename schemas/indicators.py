@@ -93,3 +93,31 @@ class MirrorGaps(pa.DataFrameModel):
     class Config:
         strict = True
         unique = ["freq", "period_start", "metal", "partner_iso3", "japan_source"]
+
+
+class Revisions(pa.DataFrameModel):
+    """`indicators/revisions/source=<source>/part-0.parquet`: what changed between consecutive vintages.
+
+    Compared per month, code and country (absent = 0), summed to metal and partner; changes only.
+    """
+
+    source: str = pa.Field(description="source (Hive key)")
+    flow: str = pa.Field(isin=["import", "export"], description="flow")
+    period_start: dt.date = pa.Field(description="first day of the month revised")
+    metal: str = pa.Field(description="metal id")
+    partner_code: str = pa.Field(description="partner code in the source's list")
+    partner_iso3: str = pa.Field(nullable=True, description="partner ISO3")
+    partner_name: str = pa.Field(nullable=True, description="partner name")
+    basis: str = pa.Field(isin=["value", "quantity"], description="value or quantity")
+    unit: str = pa.Field(description="JPY_thousand or kg")
+    old_vintage: dt.date = pa.Field(description="earlier vintage (publication date)")
+    new_vintage: dt.date = pa.Field(description="later vintage")
+    old_release: str = pa.Field(description="kind of the earlier release")
+    new_release: str = pa.Field(description="kind of the later release")
+    old: float = pa.Field(nullable=True, description="amount in the earlier vintage")
+    new: float = pa.Field(nullable=True, description="amount in the later vintage")
+    difference: float = pa.Field(description="new - old")
+
+    class Config:
+        strict = True
+        unique = ["source", "flow", "period_start", "metal", "partner_code", "basis", "old_vintage", "new_vintage"]

@@ -58,6 +58,15 @@ class JapanCustoms:
             return estat_api.parse(ref, data, sha256, catalogue)
         return parse_release(ref, data, sha256, catalogue)
 
+    def derive(self, clean: pl.DataFrame) -> list[tuple[PartitionSpec, type, pl.DataFrame]]:
+        return []
+
+    def revisions(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
+        """What changed between vintages (all vintages of the clean dataset)."""
+        from flows.indicators.revisions import japan_customs
+
+        return japan_customs(clean, catalogue)
+
     def trade(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
         """Imports by metal and partner, in the shape every source gives the indicators."""
         countries = japan_customs_countries()
