@@ -84,4 +84,6 @@ class Settings(BaseSettings):
 
     def restricted_root(self) -> str:
         """Where confidential outputs go: never inside the public datasets."""
-        return self.restricted_dir or self.warehouse.rstrip("/") + "/restricted"
+        from flows.warehouse import join_root
+
+        return self.restricted_dir or join_root(self.warehouse, "restricted")

@@ -63,8 +63,11 @@ class Warehouse:
     def __init__(self, root: str):
         if "://" not in root:
             root = Path(root).expanduser().resolve().as_uri()
-        self.root_url = root.rstrip("/")
-        self.fs, self.base = pafs.FileSystem.from_uri(self.root_url)
+        # Options ride in the query (s3://bucket/path?endpoint_override=...&region=...): they reach
+        # pyarrow, never the URLs rarewatch prints or records (they may hold credentials).
+        location, _, self._options = root.partition("?")
+        self.root_url = location.rstrip("/")
+        self.fs, self.base = pafs.FileSystem.from_uri(root)
         self.base = self.base.rstrip("/")
 
     # ---------------------------------------------------------------- paths
@@ -242,4 +245,10 @@ def _typed(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-__all__ = ["PartitionSpec", "Warehouse", "sha256_bytes", "pa"]
+def join_root(root: str, *parts: str) -> str:
+    """A location under a warehouse root given as a path or URL, keeping the URL's options."""
+    location, sep, options = root.partition("?")
+    return "/".join([location.rstrip("/"), *[p.strip("/") for p in parts]]) + (sep + options if sep else "")
+
+
+__all__ = ["PartitionSpec", "Warehouse", "join_root", "sha256_bytes", "pa"]

@@ -84,3 +84,13 @@ def test_backfill_on_a_local_dask_cluster(samples):
 def test_bad_range_is_refused(samples):
     with pytest.raises(ValueError, match="before start"):
         backfill(start="2020-05", end="2020-01")
+
+
+def test_backfill_on_a_dask_cluster_by_address(samples):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        samples(dask_address=cluster.scheduler_address)
+        result = backfill(start="2020-01", end="2020-02", sources=["japan_customs"])
+    assert result["jobs"][0]["status"] == "landed"
