@@ -57,7 +57,18 @@ def no_failures() -> pl.DataFrame:
 
 
 class Source(Protocol):
-    """What every source provides."""
+    """What every source provides.
+
+    Optional hooks, used when a source has them:
+    - `due(now) -> Period | None`: its latest release due at a scheduled time (None: nothing due);
+    - `suffixes`: file endings it accepts from the inbox;
+    - `latest_key`: columns within which the newest vintage wins;
+    - `vintage_fallback = "first_seen"`: files without a publication date get the day first seen;
+    - `overlapping_requests = True`: one record may answer two requests (de-duplicated on landing);
+    - `trade(clean, catalogue)` + `value_unit` (+ `windows(clean)`): Japan's imports by partner,
+      for partner_shares and import_dependency;
+    - `derive(latest)`: the source's own derived datasets; `revisions(clean, catalogue)`.
+    """
 
     name: str  # e.g. "japan_customs"
     dataset: str  # clean dataset name, e.g. "japan_customs_trade"
