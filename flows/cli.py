@@ -49,7 +49,8 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     import polars as pl
 
     from flows.errors import RarewatchError
-    from flows.monthly import china_summary, month_summary, monthly_refresh, reserve_summary
+    from flows.monthly import monthly_refresh
+    from flows.summaries import china_summary, month_summary, reserve_summary
     from flows.settings import Settings
     from flows.warehouse import Warehouse
 
