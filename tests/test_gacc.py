@@ -105,6 +105,11 @@ def test_banners_convert_values_to_currency_units():
     assert r["value_month"] == pytest.approx(2e6) and r["value_unit_published"] == 1e6
 
 
+def test_number_first_banner_in_yuan():
+    r = rare_earth(parse(page(banner="Unit: 100 million yuan")))
+    assert r["value_month"] == pytest.approx(2e8) and r["currency"] == "CNY"
+
+
 def test_title_and_unit_currency_must_agree():
     with pytest.raises(ReleaseFileError, match="title says CNY but the unit row says 'Unit: USD1 Million'"):
         parse(page(banner="Unit: USD1 Million"))

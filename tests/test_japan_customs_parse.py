@@ -226,3 +226,11 @@ def test_chapter_block_without_catalogue_codes_lands_nothing():
     assert p.failures.is_empty() and p.frame.is_empty()
     assert p.months == [Month(2020, 1), Month(2020, 2)]
     assert p.skipped["outside_catalogue"] == 1
+
+
+def test_quoted_figures_with_thousands_separators():
+    cells = row("280530000", 105, {1: (1234, 5678)})
+    cells = [f'"{int(c):,}"' if c.isdigit() and int(c) >= 1000 else c for c in cells]
+    p = parse(csv_bytes([cells]))
+    assert p.failures.is_empty()
+    assert p.frame.select("quantity2", "value_jpy_thousand").row(0) == (1234, 5678)

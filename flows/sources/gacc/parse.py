@@ -37,6 +37,10 @@ _TITLE = re.compile(r"Major\s+Exports\s+by\s+Quantity\s+and\s+Value\s*,?\s*(?P<p
                     r"\(\s*in\s+(?P<cur>[A-Za-z$]+)\s*\)", re.I)
 _BANNER = re.compile(r"Unit\s*[:：]\s*(?P<cur>CNY|RMB|USD|US\s*\$)\s*(?P<num>[\d,]*(?:\.\d+)?)\s*"
                      r"(?P<word>hundred\s+million|million|billion|thousand)?", re.I)
+# The other word order some releases use: "Unit: 100 million yuan", "Unit: USD 1 million" is above.
+_BANNER_NUM_FIRST = re.compile(r"Unit\s*[:：]\s*(?P<num>[\d,]*(?:\.\d+)?)\s*"
+                               r"(?P<word>hundred\s+million|million|billion|thousand)?\s*(?P<cur>yuan|RMB|CNY|USD|US\s*dollars?)",
+                               re.I)
 _WORDS = {"hundred million": 1e8, "million": 1e6, "billion": 1e9, "thousand": 1e3, None: 1.0}
 _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -49,12 +53,14 @@ COMMODITIES: list[tuple[re.Pattern[str], str, str]] = [
 ]
 # Quantity units that measure mass, in tonnes.
 MASS_UNITS_T = {"ton": 1.0, "tons": 1.0, "tonne": 1.0, "tonnes": 1.0, "10,000 tons": 1e4, "10000 tons": 1e4,
-                "kilogram": 1e-3, "kilograms": 1e-3, "kg": 1e-3}
+                "10 thousand tons": 1e4, "10,000 tonnes": 1e4, "kilogram": 1e-3, "kilograms": 1e-3, "kg": 1e-3}
 
 
 def currency_of(text: str) -> str:
     t = text.upper().replace(" ", "")
-    return "USD" if t in ("USD", "US$") else "CNY" if t in ("CNY", "RMB") else t
+    if t in ("USD", "US$", "USDOLLAR", "USDOLLARS"):
+        return "USD"
+    return "CNY" if t in ("CNY", "RMB", "YUAN") else t
 
 
 def parse_period(text: str, file: str) -> tuple[Month, bool]:
@@ -109,7 +115,8 @@ def parse_release(ref: ReleaseFile, data: bytes) -> Parsed:
         raise ReleaseFileError(SOURCE, ref.name, "not table (5) China's Major Exports by Quantity and Value", row=1)
     end, combined = parse_period(m.group("period"), ref.name)
     title_cur = currency_of(m.group("cur"))
-    banner = next((_BANNER.search(" ".join(r)) for r in texts[:4] if _BANNER.search(" ".join(r))), None)
+    banner = next((b for r in texts[:4] for b in (_BANNER.search(" ".join(r)), _BANNER_NUM_FIRST.search(" ".join(r)))
+                   if b), None)
     if banner is None:
         raise ReleaseFileError(SOURCE, ref.name, "no value-unit banner (e.g. 'Unit: USD1 Million')")
     unit_cur = currency_of(banner.group("cur"))

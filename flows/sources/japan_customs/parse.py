@@ -222,7 +222,8 @@ def _year_of(codes: pl.DataFrame, ref: ReleaseFile) -> int:
 
 
 def _as_int(expr: pl.Expr) -> pl.Expr:
-    return expr.str.strip_chars().cast(pl.Int64, strict=False)
+    """Whole numbers; a quoted figure with thousands separators ("1,234") reads as 1234."""
+    return expr.str.strip_chars().str.replace_all(",", "", literal=True).cast(pl.Int64, strict=False)
 
 
 def _check_rows(typed: pl.DataFrame, names: dict[str, str], nulls_allowed: bool = False) -> pl.DataFrame:
