@@ -77,7 +77,8 @@ def test_plan_uses_preview_without_key_and_data_endpoint_with_key(settings_env):
     refs = api.plan(s, Year(2024), Catalogue.load().hs6_entries)
     assert refs[0].url.startswith("http://127.0.0.1:1/public/v1/preview/C/A/HS?reporterCode=392&period=2024")
     assert {r.name.split("_")[3] for r in refs} == {"r392-M", "r156-X", "p392-X"}
-    assert all(len(r.url.split("cmdCode=")[1].split("&")[0].split("%2C")) <= 10 for r in refs)
+    assert all(len(r.url.split("cmdCode=")[1].split("&")[0].split("%2C")) <= 5 for r in refs)
+    assert all("maxRecords=500" in r.url for r in refs)
     keyed = settings_env(comtrade_api_key="s3cret-key")
     monthly = api.plan(keyed, Month(2024, 7), Catalogue.load().hs6_entries)
     assert "/data/v1/get/C/M/HS?" in monthly[0].url and "period=202407" in monthly[0].url
@@ -108,6 +109,15 @@ def test_throttle_429_and_secret_never_in_errors(httpserver, settings_env, caplo
         api.fetch(s, http, refs[1])
     assert "s3cret" not in str(err.value) and "s3cret" not in caplog.text
     assert "s3cret" not in repr(s)
+
+
+def test_answer_cut_at_the_preview_limit_is_refused(httpserver, settings_env):
+    httpserver.expect_request("/public/v1/preview/C/A/HS").respond_with_data(
+        answer([record(partnerCode=p) for p in range(500)]), content_type="application/json")
+    s = settings_env(comtrade_base_url=httpserver.url_for("").rstrip("/"), comtrade_min_interval="0")
+    ref = api.plan(s, Year(2022), ["850511"])[0]
+    with pytest.raises(FetchError, match="500 records, the limit of a call"):
+        api.fetch(s, session(s), ref)
 
 
 def test_throttle_spaces_calls(monkeypatch):

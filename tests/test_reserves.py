@@ -248,3 +248,10 @@ def test_malformed_stock_file_fails_without_showing_figures(reserve_inbox, tmp_p
     message = str(err.value)
     assert "stocks.csv: row 3, column 'as_of'" in message and str(CANARY) not in message
     assert not (reserve_inbox.warehouse / "restricted").exists()
+
+
+def test_stock_positions_read_from_parquet(tmp_path):
+    path = tmp_path / "stocks.parquet"
+    pl.DataFrame({"metal": ["rare_earths"], "as_of": [dt.date(2019, 12, 31)], "tonnes": [5000.0]}).write_parquet(path)
+    got = reserves.read_stock_positions(path)
+    assert got.row(0) == ("rare_earths", dt.date(2019, 12, 31), 5000.0)

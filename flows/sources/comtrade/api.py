@@ -23,7 +23,8 @@ from flows.settings import Settings
 from flows.sources import ReleaseFile
 
 SOURCE = "comtrade"
-PREVIEW_LIMIT = 500
+PREVIEW_LIMIT = 500  # records per call without a key
+DATA_LIMIT = 100_000  # records per call with a key (maxRecords)
 JAPAN, CHINA = 392, 156
 
 
@@ -52,14 +53,15 @@ def endpoint(settings: Settings, freq: str) -> str:
 def plan(settings: Settings, period: Period, hs6: list[str]) -> list[ReleaseFile]:
     """The requests for a period: every query, commodity codes in chunks that fit one answer."""
     freq, when = ("A", str(period.year)) if isinstance(period, Year) else ("M", f"{period.year}{period.month:02d}")
-    # ~40 partners per code per reporter: 10 codes stay under the preview's 500 records.
-    chunk = 10 if settings.comtrade_api_key is None else 100
+    # ~40 partners (or reporters) per code: 5 codes stay well under the preview's 500 records.
+    keyed = settings.comtrade_api_key is not None
+    chunk = 100 if keyed else 5
     refs = []
     for q in QUERIES:
         for i in range(0, len(hs6), chunk):
             params = {"reporterCode": q.reporter, "period": when, "partnerCode": q.partner, "partner2Code": 0,
                       "cmdCode": ",".join(hs6[i:i + chunk]), "flowCode": q.flow, "customsCode": "C00",
-                      "motCode": 0, "includeDesc": "false"}
+                      "motCode": 0, "maxRecords": DATA_LIMIT if keyed else PREVIEW_LIMIT, "includeDesc": "false"}
             query = urlencode({k: v for k, v in params.items() if v is not None})
             refs.append(ReleaseFile(source=SOURCE, name=f"comtrade_{freq}_{when}_{q.label}_{i // chunk:02d}.json",
                                     url=f"{endpoint(settings, freq)}?{query}",
@@ -89,4 +91,12 @@ def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes
     r = get(http, ref.url, source=SOURCE, timeout=settings.http_timeout, headers=headers, redact=(key,))
     if not r.content.strip():
         raise FetchError(SOURCE, ref.url, "empty answer")
+    limit = DATA_LIMIT if "/data/" in ref.url else PREVIEW_LIMIT
+    try:
+        records = len(r.json().get("data") or [])
+    except (ValueError, AttributeError):
+        return r.content  # not JSON: the parser says what is wrong with it
+    if records >= limit:  # an answer cut at the limit would silently lose records
+        raise FetchError(SOURCE, ref.url, f"answer holds {records} records, the limit of a call: it may be cut short"
+                         + ("" if "/data/" in ref.url else "; set RAREWATCH_COMTRADE_API_KEY for the data endpoint"))
     return r.content
