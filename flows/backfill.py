@@ -27,7 +27,7 @@ from flows.periods import Month, month_range
 from flows.settings import Settings
 from flows.sources import registry
 from flows.views import write_views
-from flows.warehouse import Warehouse
+from flows.warehouse import Warehouse, sha256_bytes
 
 MonthText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
 
@@ -98,7 +98,7 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
             fetched = futures[(m, n)].result()
             # Checked here, not when fetching: an earlier month may just have published these bytes.
             published = set() if force else pipeline.published_files(wh, n)
-            todo = [f for f in fetched if (pipeline.sha256_bytes(f.data), f.ref.url) not in published]
+            todo = [f for f in fetched if (sha256_bytes(f.data), f.ref.url) not in published]
             row.update(files=len(fetched), unchanged=len(fetched) - len(todo))
             if not todo:
                 row["status"] = "unchanged" if fetched else "no files"

@@ -19,6 +19,7 @@ from pydantic import Field
 from flows import pipeline
 from flows.catalogue import Catalogue
 from flows.errors import FetchError, SourceFailed
+from flows.httpclient import session
 from flows.periods import Month, Period, Year, parse_period
 from flows.settings import Settings
 from flows.views import write_views
@@ -42,8 +43,6 @@ def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Pr
 def fetch_releases(settings: Settings, source_name: str, period: Period | None) -> list[pipeline.Fetched]:
     """Find the release files (inbox or live) and fetch their bytes."""
     source = registry()[source_name]
-    from flows.httpclient import session
-
     http = session(settings)
     refs = pipeline.find_releases(settings, source, period, http)
     get_run_logger().info("%s: %d release file(s) to ingest", source_name, len(refs))

@@ -25,7 +25,7 @@ from dataclasses import replace
 from flows.periods import Month, Period, covers
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile, Source, inbox_files
-from flows.warehouse import PartitionSpec, Warehouse, sha256_bytes
+from flows.warehouse import PartitionSpec, Warehouse
 from schemas.indicators import ImportDependency, PartnerShares
 from schemas.raw import RawManifest
 
@@ -216,6 +216,16 @@ def model_failures(model: type[pa.DataFrameModel], frame: pl.DataFrame) -> pl.Da
     return pl.DataFrame(schema={"line": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String})
 
 
+def ensure_valid(model: type[pa.DataFrameModel], frame: pl.DataFrame, what: str, *, show_values: bool = True) -> None:
+    """Raise RarewatchError naming the failed checks (and values, unless confidential)."""
+    failures = model_failures(model, frame)
+    if failures.is_empty():
+        return
+    rows = failures.head(10).iter_rows(named=True)
+    detail = "; ".join(_failure_message(r) if show_values else f"column {r['column']!r}: {r['check']}" for r in rows)
+    raise RarewatchError(f"{what} failed its checks: {detail}")
+
+
 def _failure_message(r: dict) -> str:
     where = f"line {r['line']}, " if r["line"] is not None else ""
     return f"{where}column {r['column']!r}: {r['check']} failed (value {r['value']!r})"
@@ -283,13 +293,9 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue)
 
         outputs.append((REVISIONS, Revisions, source.revisions(clean, catalogue),
                         ["flow", "period_start", "metal", "partner_code", "basis", "new_vintage"]))
-    for spec, model, frame, _ in outputs:
-        if frame.width == 0:
-            continue
-        failures = model_failures(model, frame)
-        if not failures.is_empty():
-            raise RarewatchError(f"{model.__name__} for {source.name} failed its checks: "
-                                 + "; ".join(_failure_message(r) for r in failures.head(10).iter_rows(named=True)))
+    for _, model, frame, _ in outputs:
+        if frame.width:
+            ensure_valid(model, frame, f"{model.__name__} for {source.name}")
     counts = {}
     for spec, _, frame, sort_by in outputs:
         if frame.width == 0:  # nothing to say (e.g. one vintage only): drop this source's old part
@@ -332,10 +338,7 @@ def compute_mirror_gaps(settings: Settings, catalogue: Catalogue) -> int:
                            available_months(jc) if jc is not None else [])
     if frame.is_empty():
         return 0
-    failures = model_failures(MirrorGaps, frame)
-    if not failures.is_empty():
-        raise RarewatchError("mirror_gaps failed its checks: " + "; ".join(
-            _failure_message(r) for r in failures.head(10).iter_rows(named=True)))
+    ensure_valid(MirrorGaps, frame, "mirror_gaps")
     wh.write_partitions(MIRROR_GAPS, frame, sort_by=list(frame.columns[:5]) + ["japan_source"], replace_all=True)
     return frame.height
 
@@ -384,13 +387,10 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
     outputs = [(REFERENCE_CONSUMPTION, ReferenceConsumption, consumption),
                (RESERVE_COVERAGE, ReserveCoverage, public), (IMPORT_RELIANCE, ImportReliance, reliance)]
     outputs = [(spec, model, frame) for spec, model, frame in outputs if frame.height]
-    for spec, model, frame in outputs:
-        failures = model_failures(model, frame)
-        if not failures.is_empty():
-            raise RarewatchError(f"{model.__name__} failed its checks: " + "; ".join(
-                _failure_message(r) for r in failures.head(10).iter_rows(named=True)))
+    for _, model, frame in outputs:
+        ensure_valid(model, frame, model.__name__)
     counts = {}
-    for spec, model, frame in outputs:
+    for spec, _, frame in outputs:
         wh.write_partitions(spec, frame, sort_by=[c for c in ("metal", "year", "period_start", "preference")
                                                   if c in frame.columns], replace_all=True)
         counts[spec.path.rsplit("/", 1)[-1]] = frame.height
@@ -398,10 +398,8 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
         stocks = reserves.read_stock_positions(Path(settings.stock_positions))
         restricted = reserves.restricted_coverage(public, stocks)
         if restricted.height:
-            failures = model_failures(RestrictedReserveCoverage, restricted)
-            if not failures.is_empty():  # name the checks, never the values
-                raise RarewatchError("restricted reserve coverage failed its checks: " + "; ".join(
-                    f"column {r['column']!r}: {r['check']}" for r in failures.head(10).iter_rows(named=True)))
+            # name the checks, never the values: they derive from confidential stocks
+            ensure_valid(RestrictedReserveCoverage, restricted, "restricted reserve coverage", show_values=False)
             vault = Warehouse(settings.restricted_root())
             vault.write_partitions(RESTRICTED_COVERAGE, restricted, sort_by=["metal", "period_start"], replace_all=True)
             vault.write_bytes_atomic("NOT_FOR_DISTRIBUTION.txt", RESTRICTED_NOTICE)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -165,11 +163,9 @@ class Warehouse:
             keys = _hive_keys(rel[len(spec.path) + 1:])
             if where and any(str(_typed(keys.get(k, ""))) != str(v) for k, v in where.items()):
                 continue
-            df = self.read_parquet(rel)
-            frames.append(df.with_columns(
-                *[pl.lit(_typed(keys[k]), dtype=pl.Int64 if _typed(keys[k]).__class__ is int else pl.String).alias(k)
-                  for k in spec.partition_by]
-            ))
+            frames.append(self.read_parquet(rel).with_columns(
+                pl.lit(value := _typed(keys[k]), dtype=pl.Int64 if isinstance(value, int) else pl.String).alias(k)
+                for k in spec.partition_by))
         if not frames:
             return None
         return pl.concat(frames, how="vertical_relaxed")
@@ -228,9 +224,6 @@ class Warehouse:
         self.publish({rel: frame})
         return self.url(rel)
 
-    def write_json(self, rel: str, payload: object) -> str:
-        return self.write_bytes_atomic(rel, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
-
 
 def _safe_name(name: str) -> str:
     base = os.path.basename(name.replace("\\", "/")) or "file"
@@ -251,4 +244,4 @@ def join_root(root: str, *parts: str) -> str:
     return "/".join([location.rstrip("/"), *[p.strip("/") for p in parts]]) + (sep + options if sep else "")
 
 
-__all__ = ["PartitionSpec", "Warehouse", "join_root", "sha256_bytes", "pa"]
+__all__ = ["PartitionSpec", "Warehouse", "join_root", "sha256_bytes"]

@@ -26,7 +26,7 @@ import re
 import polars as pl
 
 from flows.errors import ReleaseFileError
-from flows.htmltables import Table, parse_tables
+from flows.htmltables import parse_tables
 from flows.periods import Month
 from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile
 
