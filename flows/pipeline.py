@@ -112,7 +112,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
             report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: does not carry {period}"})
             continue
         failures = parsed.failures
-        if failures.is_empty():
+        if failures.is_empty() and parsed.frame.height:
             failures = model_failures(source.model, parsed.frame)
         if not failures.is_empty():
             where = wh.quarantine(source.dataset, f"{sha[:12]}_{f.ref.name}",
