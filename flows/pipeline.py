@@ -84,6 +84,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
     only files carrying that month are landed (inbox files hold whole years).
     """
     wh = Warehouse(settings.warehouse)
+    wh.sweep_staging()
     report = LandReport(source.name)
     errors: list[Exception] = []
     manifest: list[dict] = []

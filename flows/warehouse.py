@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,19 @@ class Warehouse:
         with self.fs.open_output_stream(tmp) as f:
             f.write(data)
         return tmp
+
+    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+        """Remove staged files left by a run that died before publishing (older than an hour:
+        with one writer at a time, a younger file may belong to the run under way)."""
+        top = self.path("_staging")
+        if self.fs.get_file_info(top).type != pafs.FileType.Directory:
+            return 0
+        cutoff = time.time() - older_than_s
+        stale = [i.path for i in self.fs.get_file_info(pafs.FileSelector(top, recursive=True))
+                 if i.type == pafs.FileType.File and i.mtime is not None and i.mtime.timestamp() < cutoff]
+        for path in stale:
+            self.fs.delete_file(path)
+        return len(stale)
 
     def _commit(self, tmp: str, final: str) -> None:
         parent = final.rsplit("/", 1)[0]

@@ -88,3 +88,17 @@ def test_root_may_be_a_url(tmp_path):
     wh.write_partitions(SPEC, frame())
     assert wh.url("clean") == f"{tmp_path.as_uri()}/clean"
     assert Warehouse(str(tmp_path)).read_dataset(SPEC).height == 3
+
+
+def test_stale_staged_files_are_swept(tmp_path):
+    import os
+    import time
+
+    wh = Warehouse(str(tmp_path))
+    stale, fresh = tmp_path / "_staging" / "old.tmp", tmp_path / "_staging" / "new.tmp"
+    stale.parent.mkdir()
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert wh.sweep_staging() == 1
+    assert not stale.exists() and fresh.exists()
