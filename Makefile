@@ -28,8 +28,9 @@ install: $(STAMP)
 run: $(STAMP)
 	RAREWATCH_INBOX=$${RAREWATCH_INBOX:-samples/inbox} $(BIN)/rarewatch refresh
 
+# Like `make run`, the bundled samples by default; RAREWATCH_INBOX= (empty) serves the live sources.
 serve: $(STAMP)
-	$(BIN)/python -m flows.serve
+	RAREWATCH_INBOX=$${RAREWATCH_INBOX-samples/inbox} $(BIN)/python -m flows.serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

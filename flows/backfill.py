@@ -25,7 +25,7 @@ from flows.errors import SourceFailed
 from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
 from flows.periods import Month, month_range
 from flows.settings import Settings
-from flows.sources import registry
+from flows.sources import inbox_files, registry
 from flows.views import write_views
 from flows.warehouse import Warehouse, sha256_bytes
 
@@ -55,8 +55,8 @@ def _runner(settings: Settings, workers: int):
 def backfill(
     start: MonthText,
     end: MonthText,
-    sources: Annotated[list[str] | None, Field(description="sources to backfill (default: all): japan_customs, "
-                                                            "gacc, comtrade, meti")] = None,
+    sources: Annotated[list[str] | None, Field(description="sources to backfill (default: all, or those with files "
+                                                            "in the inbox): japan_customs, gacc, comtrade, meti")] = None,
     force: Annotated[bool, Field(description="land months again even when their files are unchanged")] = False,
     max_parallel: Annotated[int, Field(ge=1, le=32, description="months fetched at once")] = 4,
 ) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def backfill(
     Args:
         start: first month, YYYY-MM.
         end: last month, YYYY-MM.
-        sources: source names (default: all).
+        sources: source names (default: all; with RAREWATCH_INBOX set, those with files there).
         force: land months even when their release files are unchanged.
         max_parallel: how many months are fetched at once.
     """
@@ -73,7 +73,12 @@ def backfill(
     first, last = Month.parse(start), Month.parse(end)
     if last < first:
         raise ValueError(f"end {end} is before start {start}")
-    names = sources or list(registry())
+    known = registry()
+    # As in monthly_refresh: offline over an inbox, the default is the sources with files there.
+    names = sources or [n for n, src in known.items()
+                        if settings.inbox is None or inbox_files(n, settings.inbox, src.suffixes)]
+    if not names:
+        raise ValueError(f"no source has files in the inbox {settings.inbox}; name the sources to fetch live")
     unknown = [n for n in names if n not in registry()]
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(registry())}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         None, description="Comtrade subscription key (secret); without it the public preview endpoint is used."
     )
     comtrade_min_interval: float = Field(1.5, description="Seconds between Comtrade calls (throttle).")
+
+    @field_validator("inbox", "restricted_dir", "stock_positions", "stockpile_policy", "dask_address", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        """`RAREWATCH_INBOX=` (empty) means no inbox, not the current directory."""
+        return None if isinstance(v, str) and not v.strip() else v
 
     def restricted_root(self) -> str:
         """Where confidential outputs go: never inside the public datasets."""

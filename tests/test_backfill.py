@@ -81,6 +81,11 @@ def test_backfill_on_a_local_dask_cluster(samples):
     assert (samples.warehouse / "clean" / "china_customs_exports" / "year=2020" / "month=07").exists()
 
 
+def test_default_sources_offline_are_those_with_inbox_files(samples):
+    result = backfill(start="2020-07", end="2020-07")
+    assert {j["source"] for j in result["jobs"]} == {"japan_customs", "gacc"}
+
+
 def test_bad_range_is_refused(samples):
     with pytest.raises(ValueError, match="before start"):
         backfill(start="2020-05", end="2020-01")
