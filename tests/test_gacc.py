@@ -92,6 +92,12 @@ def test_index_links(shared_fixtures):
     assert links[("USD", 3)].endswith("/Statics/cad31c59-6a89-4070-9dbb-4490e6b6e1d8.html")
 
 
+def test_index_link_wordings():
+    row = ("<table><tr><td>(5) China's Major Exports by Quantity and Value (in USD)</td><td>"
+           "<a href='/Statics/a.html'>Jan.-Feb.</a><a href=\"/Statics/b.html\"><span>March</span></a></td></tr></table>")
+    assert index.release_links(row) == {("USD", 2): "/Statics/a.html", ("USD", 3): "/Statics/b.html"}
+
+
 # ----------------------------------------------------------------------------- traps
 def test_banners_convert_values_to_currency_units():
     usd_thousand = page(title="(5) China's Major Exports by Quantity and Value, May 2020 (in USD)",

@@ -21,7 +21,7 @@ from flows.sources import ReleaseFile
 
 SOURCE = "gacc"
 _ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S | re.I)
-_LINK = re.compile(r"<a\s[^>]*href\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>\s*([A-Za-z]+)\.?\s*</a>", re.I)
+_LINK = re.compile(r"<a\s[^>]*href\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>(.*?)</a>", re.I | re.S)
 _TAG = re.compile(r"<[^>]+>")
 _ABBR = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
@@ -42,10 +42,12 @@ def release_links(page: str) -> dict[tuple[str, int], str]:
         if not cur:
             continue
         currency = "CNY" if cur.group(1).upper() in ("CNY", "RMB") else "USD"
-        for href, word in _LINK.findall(row):
-            w = word.lower()[:3]
-            if w in _ABBR:
-                out[(currency, _ABBR.index(w) + 1)] = href
+        for href, text in _LINK.findall(row):
+            # " Feb.", "February", "Jan.-Feb.": the last month named is the release's end month
+            words = [w.lower()[:3] for w in re.findall(r"[A-Za-z]+", _TAG.sub(" ", text))]
+            months = [_ABBR.index(w) + 1 for w in words if w in _ABBR]
+            if months:
+                out[(currency, months[-1])] = href
     return out
 
 
