@@ -173,7 +173,12 @@ class Warehouse:
     def read_dataset(self, spec: PartitionSpec, where: Mapping[str, object] | None = None) -> pl.DataFrame | None:
         """All partitions of a dataset (or those matching `where`), partition keys as columns."""
         frames = []
-        for rel in self.list_files(spec.path, suffix=".parquet"):
+        if where and set(where) == set(spec.partition_by):  # one partition: read its path, list nothing
+            rel = spec.partition_path(where) + "/part-0.parquet"
+            files = [rel] if self.exists(rel) else []
+        else:
+            files = self.list_files(spec.path, suffix=".parquet")
+        for rel in files:
             keys = _hive_keys(rel[len(spec.path) + 1:])
             if where and any(str(_typed(keys.get(k, ""))) != str(v) for k, v in where.items()):
                 continue

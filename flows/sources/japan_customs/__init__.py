@@ -58,9 +58,6 @@ class JapanCustoms:
             return estat_api.parse(ref, data, sha256, catalogue)
         return parse_release(ref, data, sha256, catalogue)
 
-    def derive(self, clean: pl.DataFrame) -> list[tuple[PartitionSpec, type, pl.DataFrame]]:
-        return []
-
     def revisions(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
         """What changed between vintages (all vintages of the clean dataset)."""
         from flows.indicators.revisions import japan_customs

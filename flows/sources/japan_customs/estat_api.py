@@ -39,6 +39,7 @@ TABLES = {
 CODES_PER_CALL = 100
 MAX_PAGES = 200
 NULL_TOKENS = {"-", "X", "x", "…", "...", "***", "*", ""}
+UNPUBLISHED = "\x00"  # marks a token cell through the pivot, where an absent cell becomes null
 _EN_MONTHS = {m: i + 1 for i, m in enumerate(MONTH_NAMES)}
 
 
@@ -176,7 +177,7 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
             if canon.startswith("unit"):
                 value = raw or None
             elif raw in NULL_TOKENS or not re.fullmatch(r"-?\d+", raw.replace(",", "")):
-                value = None  # '-', 'X', '…', '***': not published, never 0
+                value = UNPUBLISHED  # '-', 'X', '…', '***': not published, never 0
             else:
                 value = raw.replace(",", "")
             records.append((v.get("@cat01"), v.get("@area"), v.get("@time"), canon, value, v.get("@unit")))
@@ -191,7 +192,6 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
     for c in ["unit1", "unit2", "unit", *measure_cols]:
         if c not in wide.columns:
             wide = wide.with_columns(pl.lit(None, dtype=pl.String).alias(c))
-    present = long.select("hs9", "area", "time", "canon").unique()
     wide = wide.with_columns(
         pl.lit(flow_code).alias("flow_code"),
         pl.col("time").str.slice(0, 4).alias("year"),
@@ -199,17 +199,15 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
         pl.coalesce("unit1", pl.col("unit").str.split("/").list.get(0, null_on_oob=True)).alias("unit1"),
         pl.coalesce("unit2", pl.col("unit").str.split("/").list.get(1, null_on_oob=True), "_unit2").alias("unit2"),
     )
-    # Absent cells are zero (as in the CSV files); explicit tokens (-, X, ...) stay null.
-    absent = {c: ~pl.struct("hs9", "area", "time").is_in(
-        present.filter(pl.col("canon") == c).select(pl.struct("hs9", "area", "time")).to_series().implode())
-        for c in measure_cols}
-    wide = wide.with_columns(*[pl.when(absent[c]).then(pl.lit("0")).otherwise(pl.col(c)).alias(c) for c in measure_cols])
+    # A month absent from the API has no trade (the CSV files write 0 there); without an annual
+    # item the year is the sum of the months, as in the CSV files; token cells end up null.
+    months = [f"{m}_{p}" for m in MEASURES for p in MONTH_NAMES]
+    wide = wide.with_columns(pl.col(months).fill_null("0"))
     wide = wide.with_columns(
-        # no annual item published: the sum of the months is the year, as in the CSV files
-        *[pl.when(absent[f"{m}_year"]).then(pl.sum_horizontal(
+        pl.col(f"{m}_year").fill_null(pl.sum_horizontal(
             [pl.col(f"{m}_{p}").cast(pl.Int64, strict=False) for p in MONTH_NAMES]).cast(pl.String))
-          .otherwise(pl.col(f"{m}_year")).alias(f"{m}_year") for m in MEASURES]
-    )
+        for m in MEASURES)
+    wide = wide.with_columns(pl.col(measure_cols).replace(UNPUBLISHED, None))
     frame = wide.sort("hs9", "country_code").with_row_index("line", offset=1).with_columns(
         pl.col("line").cast(pl.Int64)).select(
         "line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2", *measure_cols)
