@@ -36,9 +36,11 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         schema = by_name["backfill"]["parameter_openapi_schema"]["properties"]
         assert all(schema[p].get("description") for p in ("start", "end", "sources", "force"))
         worker = serve.start_worker(env)
-        run = requests.post(f"{api}/deployments/{by_name['backfill']['id']}/create_flow_run",
-                            json={"parameters": {"start": "2020-01", "end": "2020-03",
-                                                 "sources": ["japan_customs"]}}, timeout=10).json()
+        answer = requests.post(f"{api}/deployments/{by_name['backfill']['id']}/create_flow_run",
+                               json={"parameters": {"start": "2020-01", "end": "2020-03",
+                                                    "sources": ["japan_customs"]}}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        run = answer.json()
         deadline = time.monotonic() + 300
         state = None
         while time.monotonic() < deadline:
