@@ -15,6 +15,16 @@ class FetchError(RarewatchError):
         super().__init__(f"[{source}] {url}: {problem}")
 
 
+class LayoutError(RarewatchError):
+    """A page or file is not in the shape rarewatch knows: says what was looked for and where the
+    page was kept. Not a network problem, so never retried."""
+
+    def __init__(self, source: str, url: str, looked_for: str, kept: str | None = None):
+        self.source, self.url, self.looked_for, self.kept = source, url, looked_for, kept
+        where = f"; the page is kept in {kept}" if kept else ""
+        super().__init__(f"[{source}] {url}: page layout not recognised: looked for {looked_for}{where}")
+
+
 class ReleaseFileError(RarewatchError):
     """A release file is malformed: names the source, the file and, when known, row and column.
 

@@ -69,6 +69,18 @@ def get(http: requests.Session, url: str, *, source: str, timeout: float, params
     return r
 
 
+def page_text(r: requests.Response) -> str:
+    """A page's text by its declared charset, else UTF-8, else the detected one (requests alone
+    would read an undeclared text/html page as ISO-8859-1 and garble Japanese or Chinese)."""
+    declared = "charset=" in r.headers.get("Content-Type", "").lower()
+    if declared:
+        return r.text
+    try:
+        return r.content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return r.content.decode(r.apparent_encoding or "cp932", errors="replace")
+
+
 def _redact(text: str, secrets: tuple[str, ...]) -> str:
     for s in secrets:
         if s:

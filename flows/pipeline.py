@@ -106,7 +106,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
         except ReleaseFileError as e:
             errors.append(e)
             continue
-        entry.update(vintage=parsed.vintage, release=parsed.release, rows=parsed.frame.height,
+        entry.update(vintage=parsed.vintage, release=parsed.release_text, rows=parsed.frame.height,
                      note=", ".join(f"{k}={v}" for k, v in sorted(parsed.skipped.items()) if v) or None)
         if period is not None and parsed.failures.is_empty() and parsed.months and not covers(period, parsed.months):
             manifest.pop()
@@ -124,7 +124,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
             continue
         good.append((f, parsed, sha))
         report.files.append({"file": f.ref.name, "sha256": sha, "vintage": str(parsed.vintage),
-                             "release": parsed.release, "rows": parsed.frame.height,
+                             "release": parsed.release_text, "rows": parsed.frame.height,
                              "months": f"{parsed.months[0]}..{parsed.months[-1]}" if parsed.months else "",
                              **{f"skipped_{k}": v for k, v in parsed.skipped.items()}, "status": "ok"})
 

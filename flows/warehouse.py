@@ -237,6 +237,10 @@ class Warehouse:
         self.publish({f"raw/{source}/manifest.parquet": entries.sort(list(key))})
 
     # ---------------------------------------------------------------- quarantine
+    def keep_page(self, source: str, name: str, data: bytes) -> str:
+        """Keep a page whose shape was not recognised, for inspection: `quarantine/pages/<source>/<name>`."""
+        return self.write_bytes_atomic(f"quarantine/pages/{source}/{_safe_name(name)}", data)
+
     def quarantine(self, dataset: str, name: str, frame: pl.DataFrame) -> str:
         """Keep rejected rows with their reasons; one file per rejected input (idempotent)."""
         rel = f"quarantine/{dataset}/{_safe_name(name)}.parquet"

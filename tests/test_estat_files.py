@@ -1,83 +1,167 @@
-"""e-Stat discovery and download (REFERENCE 1.3) against a local HTTP server."""
+"""e-Stat discovery and download against a local HTTP server serving pages in the live site's shape.
+
+The pages are tests/fixtures/estat/*.html (constructed; each says in a comment which documented
+facts of the live pages it follows): the year's navigation page with month links, the month page
+with 22 file articles whose titles mix release stages, links with raw `&` and with `&amp;`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import zipfile
+from pathlib import Path
 
+import polars as pl
 import pytest
 from werkzeug import Request, Response
 
 from builders import csv_bytes, row
-from flows.errors import FetchError
+from flows.catalogue import Catalogue
+from flows.errors import FetchError, LayoutError
 from flows.httpclient import session
 from flows.periods import Month
 from flows.sources.japan_customs import estat_files
+from flows.sources.japan_customs.parse import parse_release
+from flows.sources.japan_customs.vintages import infer_stages, parse_title_stages
 
+FIXTURES = Path(__file__).parent / "fixtures" / "estat"
 IMPORTS, EXPORTS = estat_files.TCLASS2["import"], estat_files.TCLASS2["export"]
+FLOW_OF = {IMPORTS: "import", EXPORTS: "export"}
+# Files of the chapter blocks that hold catalogue codes: 28-38 (rare earths), 72-83, 84-85 (magnets).
+RICH = {"000031979306": ("280530000", 105), "000031979315": ("810520000", 601), "000031979316": ("850511000", 117),
+        "000031979406": ("280530000", 304)}
+NOT_FOUND = ("<html><body><div class=\"stat-search_result\"><p>該当するデータがありません。</p>"
+             "</div></body></html>")
 
 
-def item(sid: str, month: str, published: str, title: str) -> str:
-    """One file entry as e-Stat's datalist layout shows it (CSV and Excel links)."""
-    return f"""
-    <li class="stat-dataset_list-item">
-      <div class="stat-dataset_list-detail-item"><span>調査年月</span> {month}</div>
-      <div class="stat-dataset_list-detail-item"><span>公開（更新）日</span> {published}</div>
-      <a href="/stat-search/files?stat_infid={sid}" class="stat-title">{title}</a>
-      <a href="/stat-search/file-download?statInfId={sid}&amp;fileKind=1" class="stat-dl_icon">CSV</a>
-      <a href="/stat-search/file-download?statInfId={sid}&amp;fileKind=0" class="stat-dl_icon">EXCEL</a>
-    </li>"""
-
-
-def page(items: list[str], next_page: int | None = None) -> str:
-    nav = f'<a href="/stat-search/files?page={next_page}&amp;layout=datalist">次へ</a>' if next_page else ""
-    return f"<html><body><ul>{''.join(items)}</ul>{nav}</body></html>"
-
-
-LISTS = {
-    (IMPORTS, "1"): page([
-        item("000031979321", "2020年 7月", "2020-08-31", "品別国別表 輸入 第28類～第38類"),
-        item("000031979322", "2020年 7月", "2020-08-31", "品別国別表 輸入 第84類～第85類"),
-        item("000031900001", "2020年 6月", "2020-07-30", "品別国別表 輸入 第28類～第38類"),
-    ], next_page=2),
-    (IMPORTS, "2"): page([item("000031979323", "2020年 7月", "2020-08-31", "品別国別表 輸入 第72類～第81類")]),
-    (EXPORTS, "1"): page([item("000031979301", "2020年7月", "2020/08/31", "品別国別表 輸出 第28類～第38類")]),
-}
-
-
-@pytest.fixture
-def estat(httpserver, settings_env):
+def serve_estat(httpserver, pages: dict | None = None):
+    """The e-Stat list and download pages; `pages` overrides (flow, month code or None) -> HTML."""
     seen: list[Request] = []
+    pages = pages if pages is not None else {}
 
     def lists(request: Request) -> Response:
         seen.append(request)
-        key = (request.args["tclass2"], request.args.get("page", "1"))
         assert request.args["toukei"] == "00350300" and request.args["tclass1"] == "000001013180"
-        assert request.args["year"] == "20200"
-        return Response(LISTS.get(key, page([])), content_type="text/html; charset=utf-8")
+        flow = FLOW_OF[request.args["tclass2"]]
+        code = request.args.get("month")
+        key = (flow, code)
+        if key in pages:
+            body = pages[key]
+        elif request.args["year"] != "20200":
+            body = NOT_FOUND
+        elif code is None:
+            body = (FIXTURES / f"nav_{flow}_2020.html").read_text()
+        elif code == "23070907":
+            body = (FIXTURES / f"month_{flow}_2020-07.html").read_text()
+        else:
+            body = NOT_FOUND
+        return Response(body, content_type="text/html; charset=utf-8")
 
     def download(request: Request) -> Response:
         seen.append(request)
         sid = request.args["statInfId"]
         assert request.args["fileKind"] == "1"
-        return Response(csv_bytes([row("280530000", 105, {7: (1620, 3000)})]).replace(b"105", sid[-3:].encode()),
-                        content_type="text/csv")
+        hs, country = RICH.get(sid, ("010121000", 105))
+        flow = 1 if sid.startswith("0000319794") else 2
+        months = {m: (100 * m, 1000 * m) for m in range(1, 8)}
+        return Response(csv_bytes([row(hs, country, months, flow=flow)]), content_type="text/csv")
 
     httpserver.expect_request("/stat-search/files").respond_with_handler(lists)
     httpserver.expect_request("/stat-search/file-download").respond_with_handler(download)
+    return seen
+
+
+@pytest.fixture
+def estat(httpserver, settings_env):
+    seen = serve_estat(httpserver)
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
     return settings, seen
 
 
-def test_discovers_the_months_import_and_export_files(estat):
+def test_month_code_follows_the_documented_codes():
+    assert [estat_files.month_code(Month(2026, m)) for m in (7, 12, 1, 5)] == \
+        ["23070907", "24101212", "11010301", "12040605"]
+
+
+def test_title_stages_month_by_month():
+    assert parse_title_stages("2026年7月分 品別国別表 (輸入 1-6月：確報、7月：輸入9桁速報)") == \
+        {**{m: "detailed" for m in range(1, 7)}, 7: "provisional_9digit"}
+    assert parse_title_stages("2025年分 品別国別表 (輸入 1-12月：確々報)") == {m: "revised" for m in range(1, 13)}
+    assert parse_title_stages("2024年分 品別国別表（輸出 確定）") == {m: "fixed" for m in range(1, 13)}
+    assert parse_title_stages("2026年2月分 品別国別表 (輸出 1月：確報、2月：速報) 第28-38類") == \
+        {1: "detailed", 2: "provisional_9digit"}
+    assert parse_title_stages("品別国別表") == {}
+
+
+def test_calendar_gives_each_month_its_stage_without_a_title():
+    vintage, stages = infer_stages(2020, 7, dt.date(2020, 8, 31))
+    assert vintage == dt.date(2020, 8, 31)
+    assert stages == {**{m: "detailed" for m in range(1, 7)}, 7: "provisional_9digit"}
+    assert set(infer_stages(2020, 12, dt.date(2021, 3, 31))[1].values()) == {"revised"}
+    assert set(infer_stages(2020, 12, dt.date(2021, 11, 26))[1].values()) == {"fixed"}
+    assert infer_stages(2020, 3, None) == (dt.date(2020, 4, 30), {1: "detailed", 2: "detailed",
+                                                                  3: "provisional_9digit"})
+
+
+def test_discovery_follows_navigation_page_then_month_page(estat):
     settings, seen = estat
     refs = estat_files.discover(settings, session(settings), Month(2020, 7))
-    ids = [r.url.split("statInfId=")[1].split("&")[0] for r in refs]
-    assert ids == ["000031979321", "000031979322", "000031979323", "000031979301"]  # June's file left out
+    imports = [r for r in refs if r.name.startswith("import_")]
+    exports = [r for r in refs if r.name.startswith("export_")]
+    assert len(imports) == 22 and len(exports) == 22  # every chapter block, raw & and &amp; links alike
+    assert imports[5].name == "import_2020-07_ch28-38_000031979306.csv"
+    assert imports[5].url.endswith("statInfId=000031979306&fileKind=1")
     assert all(r.published == dt.date(2020, 8, 31) for r in refs)
-    assert refs[0].name == "import_2020-07_000031979321.csv" and refs[-1].name.startswith("export_")
-    assert all("rarewatch" in r.headers["User-Agent"] for r in seen)
+    assert dict(imports[5].stages) == {**{m: "detailed" for m in range(1, 7)}, 7: "provisional_9digit"}
+    assert dict(exports[0].stages)[7] == "provisional_9digit"  # exports' first stage: 速報
+    asked = [(r.args["tclass2"], r.args.get("month")) for r in seen]
+    assert asked[0] == (IMPORTS, None) and asked[1] == (IMPORTS, "23070907")
+    # July has no link on the exports navigation page: its month code is built (docs/sources.md)
+    assert (EXPORTS, "23070907") in asked
+
+
+def test_rows_carry_the_stage_of_their_own_month(estat):
+    settings, _ = estat
+    http = session(settings)
+    ref = next(r for r in estat_files.discover(settings, http, Month(2020, 7)) if "000031979306" in r.name)
+    parsed = parse_release(ref, estat_files.fetch(settings, http, ref), "0" * 64, Catalogue.load())
+    stages = dict(parsed.frame.group_by("month").agg(pl.col("release").unique()).sort("month")
+                  .select("month", pl.col("release").list.first()).iter_rows())
+    assert stages == {**{m: "detailed" for m in range(1, 7)}, 7: "provisional_9digit"}
+    assert parsed.release_text == "1-6:detailed,7:provisional_9digit"
+
+
+def test_month_not_published_yet_names_the_linked_months(estat):
+    settings, _ = estat
+    with pytest.raises(FetchError, match=r"no import files published for 2020-08 yet \(months linked: 2020-01, .*2020-07\)"):
+        estat_files.discover(settings, session(settings), Month(2020, 8))
+
+
+def test_unrecognised_navigation_page_says_what_was_looked_for_and_is_kept(httpserver, settings_env):
+    serve_estat(httpserver, {("import", None): "<html><body><p>メンテナンス中です</p></body></html>"})
+    settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
+    with pytest.raises(LayoutError, match=r"looked for month links .*stat-item_child.*or file links") as e:
+        estat_files.discover(settings, session(settings), Month(2020, 7))
+    kept = list((settings_env.warehouse / "quarantine" / "pages" / "japan_customs").iterdir())
+    assert len(kept) == 1 and "メンテナンス中" in kept[0].read_text() and str(kept[0].name) in str(e.value)
+
+
+def test_unrecognised_month_page_is_an_error_and_kept(httpserver, settings_env):
+    redesigned = "<html><body><table><tr><td>2020年7月 第28-38類</td><td>CSV</td></tr></table></body></html>"
+    serve_estat(httpserver, {("import", "23070907"): redesigned})
+    settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
+    with pytest.raises(LayoutError, match=r"file articles .*調査年月.*fileKind=1"):
+        estat_files.discover(settings, session(settings), Month(2020, 7))
+    assert any((settings_env.warehouse / "quarantine" / "pages" / "japan_customs").iterdir())
+
+
+def test_page_without_charset_is_read_as_utf8(httpserver, settings_env):
+    body = (FIXTURES / "nav_import_2020.html").read_bytes()
+    httpserver.expect_request("/stat-search/files").respond_with_data(body, content_type="text/html")
+    settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
+    _, text, links = estat_files.year_months(settings, session(settings), "import", 2020)
+    assert "品別国別表" in text and sorted(links) == list(range(1, 8))
 
 
 def test_downloads_csv_bytes(estat):
@@ -85,21 +169,7 @@ def test_downloads_csv_bytes(estat):
     http = session(settings)
     ref = estat_files.discover(settings, http, Month(2020, 7))[0]
     data = estat_files.fetch(settings, http, ref)
-    assert data.startswith(b"Exp or Imp,Year,HS") and b",321," in data
-
-
-def test_no_files_for_the_month_is_an_error_naming_the_listed_months(estat):
-    settings, _ = estat
-    with pytest.raises(FetchError, match=r"no import files listed for 2020-05 \(listed months: 2020-06, 2020-07\)"):
-        estat_files.discover(settings, session(settings), Month(2020, 5))
-
-
-def test_page_without_file_links_is_an_error(httpserver, settings_env):
-    httpserver.expect_request("/stat-search/files").respond_with_data("<html>メンテナンス中</html>",
-                                                                        content_type="text/html")
-    settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"))
-    with pytest.raises(FetchError, match="no CSV file link"):
-        estat_files.discover(settings, session(settings), Month(2020, 7))
+    assert data.startswith(b"Exp or Imp,Year,HS")
 
 
 def test_retries_5xx_then_succeeds(httpserver, settings_env):

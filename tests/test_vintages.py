@@ -40,7 +40,10 @@ def test_newer_vintage_keeps_older_and_latest_shows_the_new(landed):
 def test_revisions_list_the_differences(landed):
     rev = pl.scan_parquet(landed / "indicators" / "revisions", hive_partitioning=True).collect()
     assert set(rev["period_start"].dt.month()) <= set(range(1, 8)) and rev["period_start"].dt.year().unique().to_list() == [2020]
-    assert set(rev["old_release"]) == {"provisional_9digit"} and set(rev["new_release"]) == {"revised"}
+    # each month's own stage: the 2020-08-31 file held Jan-Jun as detailed and July as 9-digit provisional
+    stages = dict(rev.select(pl.col("period_start").dt.month(), "old_release").unique().iter_rows())
+    assert stages == {m: ("provisional_9digit" if m == 7 else "detailed") for m in stages} and 7 in stages
+    assert set(rev["new_release"]) == {"revised"}
     r = rev.filter((pl.col("basis") == "value") & (pl.col("flow") == "import")).row(0, named=True)
     clean = pl.scan_parquet(landed / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
     from flows.catalogue import Catalogue

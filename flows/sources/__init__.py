@@ -35,6 +35,9 @@ class ReleaseFile:
     url: str  # http(s) URL, or file URI for an inbox file
     published: dt.date | None = None  # publication date when the source states it
     period: Month | None = None  # reference month when known before parsing
+    # release stage of each month when the source states it (e-Stat file titles): ((7, "provisional_9digit"), ...)
+    stages: tuple[tuple[int, str], ...] = ()
+    note: str | None = None  # what discovery knows of the file (e.g. its chapter block)
 
 
 @dataclass
@@ -47,6 +50,33 @@ class Parsed:
     release: str | None = None
     months: list[Month] = field(default_factory=list)  # months the file carries
     skipped: dict[str, int] = field(default_factory=dict)  # rows left out on purpose, by reason
+    stages: dict[int, str] = field(default_factory=dict)  # month -> release stage, when months differ
+    # A file the source recognises but does not read (e.g. a China Customs table other than its
+    # own): never a failure, recorded as skipped with this reason.
+    skip: str | None = None
+
+    @property
+    def release_text(self) -> str | None:
+        """The file's release for the manifest: its stages month by month when they differ."""
+        if self.stages and len(set(self.stages.values())) > 1:
+            return month_runs(self.stages)
+        return self.release
+
+
+def month_runs(labels: dict[int, str]) -> str:
+    """`1-6:detailed,7:provisional_9digit`: consecutive months with the same label, as one run."""
+    runs: list[list[int]] = []
+    for m in sorted(labels):
+        if runs and runs[-1][-1] == m - 1 and labels[runs[-1][-1]] == labels[m]:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    return ",".join(f"{r[0]}-{r[-1]}:{labels[r[0]]}" if len(r) > 1 else f"{r[0]}:{labels[r[0]]}" for r in runs)
+
+
+def skipped_file(reason: str) -> Parsed:
+    """A file recognised and deliberately not read (see `Parsed.skip`)."""
+    return Parsed(frame=pl.DataFrame(), failures=no_failures(), skip=reason)
 
 
 FAILURE_SCHEMA = {"line": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String}

@@ -1,4 +1,4 @@
-"""Japan Customs through the e-Stat API v3.0 (REFERENCE 1.3), used when RAREWATCH_ESTAT_APP_ID is set.
+"""Japan Customs through the e-Stat API v3.0 (docs/sources.md), used when RAREWATCH_ESTAT_APP_ID is set.
 
 The 品別国別表 database tables (one per five years; time = year, months in `cat02`):
 `getMetaInfo` lists the 9-digit codes (`cat01`) and the measure items (`cat02`); the items are
@@ -8,14 +8,19 @@ codes only (`cdCat01`, at most 100 a call), paged with `RESULT_INF.NEXT_KEY` -> 
 Quirks: `VALUE` and `CLASS` may be a single object instead of a list; `$` is a string and may be
 `-`, `X`, `…`, `***` (null, never 0); `RESULT.STATUS != 0` is an error carrying `ERROR_MSG`;
 `area` = "5" + 4-digit country code; `time` = `YYYY000000`.
+Unit values are full-width (`ＫＧ`): normalised with NFKC before any comparison. The vintage is the
+table's `UPDATED_DATE`; the stage of each month comes from the table's description when it states
+it, else from the release calendar (docs/sources.md, "e-Stat API").
 The raw zone keeps one JSON document per request: `{"meta": <getMetaInfo>, "pages": [<getStatsData>...]}`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import polars as pl
@@ -27,15 +32,20 @@ from flows.httpclient import get
 from flows.periods import Month
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile
+from flows.sources.japan_customs.vintages import parse_title_stages, stage_of_word
 from schemas.japan_customs import MEASURES, MONTH_NAMES
 
 SOURCE = "japan_customs"
-# Database tables of the 品別国別表 by first year (REFERENCE 1.3); the API itself lists them
-# (getStatsList) but their ids are stable for the five years they cover.
+# Database tables of the 品別国別表, one per five years: (first year, last year, statsDataId)
+# (docs/sources.md, "e-Stat API"). A year outside them is looked up with getStatsList.
 TABLES = {
-    "import": [(2016, "0003313966"), (2021, "0003425294"), (2026, "0004049326")],
-    "export": [(2016, "0003313965"), (2021, "0003425293"), (2026, "0004049306")],
+    "import": [(2001, 2005, "0003228183"), (2006, 2010, "0003228184"), (2011, 2015, "0003228185"),
+               (2016, 2020, "0003313966"), (2021, 2025, "0003425294"), (2026, 2030, "0004049326")],
+    "export": [(2001, 2005, "0003228116"), (2006, 2010, "0003228117"), (2011, 2015, "0003228118"),
+               (2016, 2020, "0003313965"), (2021, 2025, "0003425293"), (2026, 2030, "0004049306")],
 }
+FIRST_YEAR = 2001  # the API's 品別国別表 tables start in 2001 (earlier years: the CSV files)
+STATS_CODE = "00350300"  # 貿易統計
 CODES_PER_CALL = 100
 MAX_PAGES = 200
 NULL_TOKENS = {"-", "X", "x", "…", "...", "***", "*", ""}
@@ -43,11 +53,36 @@ UNPUBLISHED = "\x00"  # marks a token cell through the pivot, where an absent ce
 _EN_MONTHS = {m: i + 1 for i, m in enumerate(MONTH_NAMES)}
 
 
-def table_id(flow: str, year: int) -> str:
-    ids = [tid for first, tid in TABLES[flow] if first <= year]
-    if not ids:
-        raise FetchError(SOURCE, "e-Stat API", f"no 品別国別表 database table for {year} (API tables start in 2016)")
-    return ids[-1]
+def table_id(flow: str, year: int) -> str | None:
+    """The built-in statsDataId of a flow's table holding `year`, or None (then: `find_table`)."""
+    if year < FIRST_YEAR:
+        raise FetchError(SOURCE, "e-Stat API", f"no 品別国別表 database table for {year} (API tables start in "
+                                               f"{FIRST_YEAR}; earlier years come as CSV files)")
+    return next((tid for first, last, tid in TABLES[flow] if first <= year <= last), None)
+
+
+_FLOW_WORD = {"import": "輸入", "export": "輸出"}
+
+
+def _text_of(x: object) -> str:
+    """e-Stat gives some fields as {"@no": ..., "$": text}."""
+    return str(x.get("$", "")) if isinstance(x, dict) else str(x or "")
+
+
+def find_table(settings: Settings, http: requests.Session, flow: str, year: int) -> str:
+    """statsDataId of the 品別国別表 table of a flow holding `year`, from getStatsList."""
+    doc = _call(settings, http, "getStatsList", {"statsCode": STATS_CODE, "searchWord": "品別国別表"})
+    tables = listify(doc.get("GET_STATS_LIST", {}).get("DATALIST_INF", {}).get("TABLE_INF"))
+    for t in tables:
+        title = unicodedata.normalize("NFKC", " ".join(_text_of(t.get(k)) for k in ("TITLE", "STATISTICS_NAME")))
+        if "品別国別表" not in title or _FLOW_WORD[flow] not in title:
+            continue
+        span = re.search(r"(\d{4})(?:\d{2})?\s*-\s*(\d{4})", str(t.get("SURVEY_DATE", ""))) or \
+            re.search(r"(\d{4})\s*年?\s*[-~〜～]\s*(\d{4})", title)
+        if span and int(span.group(1)) <= year <= int(span.group(2)):
+            return str(t["@id"])
+    raise FetchError(SOURCE, f"{settings.estat_api_base_url.rstrip('/')}/getStatsList",
+                     f"no 品別国別表 {_FLOW_WORD[flow]} table for {year} among {len(tables)} tables listed")
 
 
 def _call(settings: Settings, http: requests.Session, method: str, params: dict) -> dict:
@@ -59,7 +94,7 @@ def _call(settings: Settings, http: requests.Session, method: str, params: dict)
         doc = r.json()
     except ValueError:
         raise FetchError(SOURCE, url, "answer is not JSON") from None
-    root = doc.get("GET_META_INFO") or doc.get("GET_STATS_DATA") or {}
+    root = doc.get("GET_META_INFO") or doc.get("GET_STATS_DATA") or doc.get("GET_STATS_LIST") or {}
     result = root.get("RESULT", {})
     if str(result.get("STATUS", "")) not in ("0",):
         raise FetchError(SOURCE, url, f"e-Stat API STATUS {result.get('STATUS')}: {result.get('ERROR_MSG', '?')}")
@@ -123,7 +158,7 @@ def discover(settings: Settings, http: requests.Session, period: Month) -> list[
     """One request per flow: the year of `period` (the table holds every month published so far)."""
     refs = []
     for flow in ("import", "export"):
-        tid = table_id(flow, period.year)
+        tid = table_id(flow, period.year) or find_table(settings, http, flow, period.year)
         params = {"statsDataId": tid, "cdTime": f"{period.year}000000"}
         refs.append(ReleaseFile(source=SOURCE, name=f"estat_api_{flow}_{period.year}_{tid}.json",
                                 url=f"{settings.estat_api_base_url.rstrip('/')}/getStatsData?{urlencode(params)}",
@@ -175,12 +210,13 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
                 continue
             raw = str(v.get("$", "")).strip()
             if canon.startswith("unit"):
-                value = raw or None
+                value = unicodedata.normalize("NFKC", raw).strip() or None  # full-width ＫＧ -> KG
             elif raw in NULL_TOKENS or not re.fullmatch(r"-?\d+", raw.replace(",", "")):
                 value = UNPUBLISHED  # '-', 'X', '…', '***': not published, never 0
             else:
                 value = raw.replace(",", "")
-            records.append((v.get("@cat01"), v.get("@area"), v.get("@time"), canon, value, v.get("@unit")))
+            unit = unicodedata.normalize("NFKC", v["@unit"]).strip() if v.get("@unit") else None
+            records.append((v.get("@cat01"), v.get("@area"), v.get("@time"), canon, value, unit))
     if not records:
         raise ReleaseFileError(SOURCE, ref.name, "the API returned no values for the catalogue's codes")
     long = pl.DataFrame(records, schema=["hs9", "area", "time", "canon", "value", "unit"], orient="row")
@@ -216,8 +252,49 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
     return frame, names
 
 
+def table_inf(doc: dict) -> dict:
+    """TABLE_INF of the document's table (getMetaInfo's, else the first data page's)."""
+    meta = doc.get("meta", {}).get("GET_META_INFO", {}).get("METADATA_INF", {}).get("TABLE_INF")
+    if meta:
+        return meta
+    for page in doc.get("pages", []):
+        inf = page.get("GET_STATS_DATA", {}).get("STATISTICAL_DATA", {}).get("TABLE_INF")
+        if inf:
+            return inf
+    return {}
+
+
+def updated_date(inf: dict) -> dt.date | None:
+    """The table's UPDATED_DATE (`2021-03-31`), the vintage of every row it gives."""
+    m = re.search(r"(\d{4})-?(\d{2})-?(\d{2})", _text_of(inf.get("UPDATED_DATE")))
+    return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def description_stages(inf: dict, year: int) -> dict[int, str]:
+    """{month: stage} of `year` when the table's own texts state it (`2020年：確々報`,
+    `2021年1-6月：確報`); empty when they do not (the calendar decides)."""
+    text = unicodedata.normalize("NFKC", " ".join(
+        _text_of(inf.get(k)) for k in ("DESCRIPTION", "TITLE_SPEC", "TITLE", "STATISTICS_NAME_SPEC")))
+    out: dict[int, str] = {}
+    for m in re.finditer(r"(\d{4})\s*年\s*(?:[-~〜～]\s*(\d{4})\s*年)?\s*((?:\d{1,2}\s*(?:[-~〜～]\s*\d{1,2})?\s*月)?)"
+                         r"\s*[:：]?\s*([^、,，。\s)）]+)", text):
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        stage = stage_of_word(m.group(4))
+        if stage is None or not first <= year <= last:
+            continue
+        months = parse_title_stages(f"({m.group(3)}：{m.group(4)})") if m.group(3) else {}
+        out.update(months or {mm: stage for mm in range(1, 13)})
+    return out
+
+
 def parse(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+    """The API document to clean rows: vintage from the table's UPDATED_DATE, each month's stage
+    from the table's description when it states it, else from the release calendar."""
     from flows.sources.japan_customs.parse import rows_to_parsed
 
     frame, names = to_rows(ref, data)
+    inf = table_inf(json.loads(data))
+    year = int(frame["year"].drop_nulls().head(1).item()) if frame.height else 0
+    ref = replace(ref, published=updated_date(inf) or ref.published,
+                  stages=tuple(sorted(description_stages(inf, year).items())) or ref.stages)
     return rows_to_parsed(frame, names, ref, sha256, catalogue, nulls_allowed=True)

@@ -29,7 +29,7 @@ from flows.catalogue import Catalogue
 from flows.errors import ReleaseFileError
 from flows.periods import Month
 from flows.sources import Parsed, ReleaseFile, no_failures
-from flows.sources.japan_customs.vintages import infer_release
+from flows.sources.japan_customs.vintages import file_stages
 from schemas.japan_customs import FLOW_CODES, MEASURES, MONTH_NAMES, release_rows_schema
 
 SOURCE = "japan_customs"
@@ -202,15 +202,17 @@ def rows_to_parsed(frame: pl.DataFrame, names: dict[str, str], ref: ReleaseFile,
     if len(years) > 1:
         raise ReleaseFileError(SOURCE, ref.name, f"one file must hold one year, found {sorted(years)}")
     year = years[0] if years else _year_of(codes, ref)
-    vintage, release = infer_release(year, last_month, ref.published)
-    clean = to_long(typed, last_month, ref, sha256, vintage, release) if failures.is_empty() else None
+    # Each month carries its own stage (one file holds Jan-Jun detailed and Jul provisional).
+    vintage, stages = file_stages(year, last_month, ref.published, dict(ref.stages))
+    clean = to_long(typed, last_month, ref, sha256, vintage, stages) if failures.is_empty() else None
     return Parsed(
         frame=clean if clean is not None else pl.DataFrame(),
         failures=failures,
         vintage=vintage,
-        release=release,
+        release=stages[last_month],
         months=[Month(year, m) for m in range(1, last_month + 1)],
         skipped=skipped,
+        stages=stages,
     )
 
 
@@ -256,7 +258,7 @@ def _check_rows(typed: pl.DataFrame, names: dict[str, str], nulls_allowed: bool 
 
 
 def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str, vintage: dt.date,
-            release: str) -> pl.DataFrame:
+            stages: dict[int, str]) -> pl.DataFrame:
     """Wide rows to one row per month carried; all-zero months dropped; offices summed."""
     base = ["line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2"]
     if "customs_office" in typed.columns:
@@ -282,7 +284,7 @@ def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str,
         pl.when(factor2.is_not_null()).then(pl.col("quantity2") * factor2)
         .otherwise(pl.col("quantity1") * factor1).alias("net_mass_kg"),
         pl.lit(vintage, dtype=pl.Date).alias("vintage"),
-        pl.lit(release).alias("release"),
+        pl.col("month").replace_strict(stages, return_dtype=pl.String).alias("release"),
         pl.lit(ref.name).alias("source_file"),
         pl.lit(sha256).alias("sha256"),
         "line",
