@@ -76,7 +76,7 @@ def backfill(
     known = registry()
     # As in monthly_refresh: offline over an inbox, the default is the sources with files there.
     names = sources or [n for n, src in known.items()
-                        if settings.inbox is None or inbox_files(n, settings.inbox, src.suffixes)]
+                        if settings.inbox is None or inbox_files(src, settings.inbox)]
     if not names:
         raise ValueError(f"no source has files in the inbox {settings.inbox}; name the sources to fetch live")
     unknown = [n for n in names if n not in registry()]

@@ -83,7 +83,7 @@ def due_period(settings: Settings, source_name: str, period: str | None, now: dt
     if period:
         return parse_period(period)
     source = registry()[source_name]
-    if settings.inbox is not None and inbox_files(source.name, settings.inbox, source.suffixes):
+    if settings.inbox is not None and inbox_files(source, settings.inbox):
         return None
     return source.due(now)
 
@@ -140,12 +140,12 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
     for name in names:
         source = known[name]
         if (not sources and settings.inbox is not None
-                and not inbox_files(name, settings.inbox, source.suffixes)):
+                and not inbox_files(source, settings.inbox)):
             # An offline run over an inbox: sources with no files there are left alone.
             results[name] = {"status": "skipped", "reason": f"no files in {settings.inbox}/{name}"}
             continue
         month = due_period(settings, name, period, now)
-        if month is None and not (settings.inbox is not None and inbox_files(name, settings.inbox, source.suffixes)):
+        if month is None and not (settings.inbox is not None and inbox_files(source, settings.inbox)):
             results[name] = {"status": "skipped", "reason": "no release due"}
             continue
         try:

@@ -46,6 +46,7 @@ class LandReport:
     rows_rejected: int = 0
     months: list[str] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # "name: reason" of files recognised and not read
 
 
 # ----------------------------------------------------------------------------- find and fetch
@@ -53,7 +54,7 @@ def find_releases(settings: Settings, source: Source, period: Period | None,
                   http: requests.Session | None = None) -> list[ReleaseFile]:
     """Files to ingest: the inbox's when it holds any for this source, else the live release of `period`."""
     if settings.inbox is not None:
-        files = inbox_files(source.name, Path(settings.inbox), getattr(source, "suffixes", (".csv",)))
+        files = inbox_files(source, Path(settings.inbox))
         if files:
             return files
     if period is None:
@@ -94,7 +95,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
 
     for f in fetched:
         sha, raw_url = wh.put_raw(source.name, f.ref.name, f.data)
-        if f.ref.published is None and getattr(source, "vintage_fallback", None) == "first_seen":
+        if f.ref.published is None and source.vintage_fallback == "first_seen":
             # No publication date: the day these bytes were first seen, stable across re-runs.
             f = Fetched(replace(f.ref, published=seen.get(sha, retrieved_at.date())), f.data)
         entry = {"source": source.name, "file": f.ref.name, "url": f.ref.url, "sha256": sha, "size": len(f.data),
@@ -105,6 +106,11 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
             parsed = source.parse(f.ref, f.data, sha, catalogue)
         except ReleaseFileError as e:
             errors.append(e)
+            continue
+        if parsed.skip is not None:  # recognised, deliberately not read: noted, never a failure
+            entry.update(status="skipped", rows=0, note=parsed.skip)
+            report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: {parsed.skip}"})
+            report.skipped_files.append(f"{f.ref.name}: {parsed.skip}")
             continue
         entry.update(vintage=parsed.vintage, release=parsed.release_text, rows=parsed.frame.height,
                      note=", ".join(f"{k}={v}" for k, v in sorted(parsed.skipped.items()) if v) or None)
@@ -122,6 +128,10 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
             errors.append(ValidationFailed(source.name, f.ref.name, source.dataset, messages, where, failures.height))
             report.rows_rejected += failures["line"].n_unique()
             continue
+        if parsed.rejected is not None and parsed.rejected.height:
+            wh.quarantine(source.dataset, f"{sha[:12]}_{f.ref.name}_rejected",
+                          _quarantine_frame(source, f, sha, parsed.rejected))
+            report.rows_rejected += parsed.rejected["line"].n_unique()
         good.append((f, parsed, sha))
         report.files.append({"file": f.ref.name, "sha256": sha, "vintage": str(parsed.vintage),
                              "release": parsed.release_text, "rows": parsed.frame.height,
@@ -135,7 +145,7 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
     frames = [p.frame for _, p, _ in good if p.frame.height]
     if frames:
         incoming = pl.concat(frames, how="vertical_relaxed")
-        if getattr(source, "overlapping_requests", False):
+        if source.overlapping_requests:
             # One record can answer two requests (China's exports to Japan are in "China's exports"
             # and in "exports to Japan"): identical but for provenance, it is one record.
             incoming = incoming.unique(subset=[c for c in incoming.columns if c not in ("source_file", "line")],
@@ -144,7 +154,8 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
         report.rows_written = incoming.height
     report.months = sorted({str(m) for _, p, _ in good for m in p.months})
     for e in manifest:
-        e["status"] = "published"
+        if e["status"] == "rejected":  # every file of the batch is sound: it is published now
+            e["status"] = "published"
     _record_manifest(wh, source, manifest)
     return report
 
@@ -234,7 +245,9 @@ def _failure_message(r: dict) -> str:
 
 def _quarantine_frame(source: Source, f: Fetched, sha: str, failures: pl.DataFrame) -> pl.DataFrame:
     """Failure cases plus the rejected rows' original text, so nothing is lost."""
-    text = f.data.decode("utf-8-sig", errors="replace") if not f.data.startswith(b"\x00") else ""
+    # line numbers of JSON answers count records, not text lines: no line text to show there
+    is_text = not f.data.startswith(b"\x00") and f.data.lstrip()[:1] not in (b"{", b"[")
+    text = f.data.decode("utf-8-sig", errors="replace") if is_text else ""
     lines = text.splitlines()
     return failures.with_columns(
         pl.lit(source.name).alias("source"),
@@ -277,22 +290,23 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue)
     clean = wh.read_dataset(source.spec)
     if clean is None or clean.is_empty():
         return {}
-    latest = latest_vintage(clean, list(getattr(source, "latest_key", ("flow", "year", "month", "hs9"))))
+    latest = latest_vintage(clean, list(source.latest_key))
     outputs: list[tuple[PartitionSpec, type[pa.DataFrameModel], pl.DataFrame, list[str]]] = []
-    if hasattr(source, "trade"):
-        trade = source.trade(latest, catalogue)
-        periods = source.windows(clean) if hasattr(source, "windows") else dependency.windows(available_months(clean))
-        shares, dep = dependency.compute(trade, periods, source=source.name,
-                                         value_unit=source.value_unit)  # type: ignore[attr-defined]
+    trade = source.trade(latest, catalogue)
+    if trade is not None:
+        periods = source.windows(clean)
+        if periods is None:
+            periods = dependency.windows(available_months(clean))
+        shares, dep = dependency.compute(trade, periods, source=source.name, value_unit=source.value_unit or "")
         outputs += [(PARTNER_SHARES, PartnerShares, shares, ["metal", "freq", "basis", "period_start", "rank"]),
                     (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])]
-    if hasattr(source, "derive"):
-        outputs += [(spec, model, frame, []) for spec, model, frame in source.derive(latest)]
-    if hasattr(source, "revisions"):
+    outputs += [(spec, model, frame, []) for spec, model, frame in source.derive(latest)]
+    revisions = source.revisions(clean, catalogue)
+    if revisions is not None:
         from flows.indicators import REVISIONS
         from schemas.indicators import Revisions
 
-        outputs.append((REVISIONS, Revisions, source.revisions(clean, catalogue),
+        outputs.append((REVISIONS, Revisions, revisions,
                         ["flow", "period_start", "metal", "partner_code", "basis", "new_vintage"]))
     for _, model, frame, _ in outputs:
         if frame.width:

@@ -36,7 +36,7 @@ def sql(wh: Warehouse) -> str:
         if not wh.partition_files(spec):
             continue
         name = spec.path.rsplit("/", 1)[-1]
-        keys = ", ".join(getattr(source, "latest_key", ()))
+        keys = ", ".join(source.latest_key)
         lines.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {_read(wh, spec)};")
         lines.append(f"CREATE OR REPLACE VIEW {name}_latest AS SELECT * FROM {name} "
                      f"QUALIFY vintage = max(vintage) OVER (PARTITION BY {keys});")

@@ -68,3 +68,24 @@ class ChinaExportsMonthly(pa.DataFrameModel):
     class Config:
         strict = True
         unique = ["commodity", "currency", "period_start", "period_end"]
+
+
+class ChinaCustomsImports(ChinaCustomsExports):
+    """`clean/china_customs_imports/year=YYYY/month=MM/part-0.parquet`: table (6) rows as published.
+
+    Source: GACC preliminary release, "China's Major Imports by Quantity and Value" (CNY and USD
+    versions kept); the same layout and fields as table (5) major exports.
+    """
+
+    class Config:
+        strict = True
+        unique = ["year", "month", "commodity_label", "currency", "vintage"]
+
+
+class ChinaImportsMonthly(ChinaExportsMonthly):
+    """`indicators/china_imports_monthly/part-0.parquet`: China's imports per month and commodity
+    (table (6)), derived as `china_exports_monthly` is from table (5)."""
+
+    class Config:
+        strict = True
+        unique = ["commodity", "currency", "period_start", "period_end"]

@@ -19,7 +19,8 @@ class RawManifest(pa.DataFrameModel):
     retrieved_at: dt.datetime = pa.Field(description="when rarewatch first saw these bytes (UTC)")
     vintage: dt.date = pa.Field(nullable=True, description="publication date of the release")
     release: str = pa.Field(nullable=True, description="kind of release")
-    status: str = pa.Field(isin=["published", "rejected"], description="outcome of the latest ingestion")
+    status: str = pa.Field(isin=["published", "rejected", "skipped"],
+                           description="outcome of the latest ingestion (skipped: recognised, not read by this source; see note)")
     rows: int = pa.Field(nullable=True, ge=0, description="clean rows the file gave (0: nothing reported, e.g. Comtrade count 0)")
     note: str = pa.Field(nullable=True, description="what was left out and why (summary rows, duplicates, not reported ...)")
 

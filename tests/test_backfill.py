@@ -83,7 +83,7 @@ def test_backfill_on_a_local_dask_cluster(samples):
 
 def test_default_sources_offline_are_those_with_inbox_files(samples):
     result = backfill(start="2020-07", end="2020-07")
-    assert {j["source"] for j in result["jobs"]} == {"japan_customs", "gacc"}
+    assert {j["source"] for j in result["jobs"]} == {"japan_customs", "gacc", "gacc_imports"}  # gacc_imports reads inbox/gacc too
 
 
 def test_bad_range_is_refused(samples):

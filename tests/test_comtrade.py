@@ -121,11 +121,13 @@ def test_answer_cut_at_the_preview_limit_is_refused(httpserver, settings_env):
 
 
 def test_throttle_spaces_calls(monkeypatch):
+    from flows import ratelimit
+
     slept = []
     clock = iter([0.0, 0.0, 0.5, 0.5, 3.0, 3.0])
-    monkeypatch.setattr(api.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(api.time, "sleep", slept.append)
-    t = api.Throttle(1.5)
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    t = ratelimit.Throttle(1.5)
     t.last = -10.0
     t.wait()  # first call: no wait
     t.wait()  # 0.5 s after: waits 1.0 s
@@ -190,3 +192,58 @@ def test_not_reported_is_never_zero(httpserver, settings_env):
     manifest = pl.read_parquet(wh / "raw" / "comtrade" / "manifest.parquet")
     assert set(manifest["rows"]) == {0} and all("not_reported=1" in n for n in manifest["note"])
     assert not (wh / "indicators" / "import_dependency").exists()
+
+
+def test_zero_net_weight_beside_a_kg_quantity_is_unknown():
+    p = parse_answer(ref(), answer([record(netWgt=0.0, qty=25.0), record(partnerCode=704, netWgt=0.0, qty=0.0),
+                                    record(partnerCode=458, netWgt=0.0, qty=3.0, qtyUnitCode=5)]))
+    weights = dict(p.frame.select("partner_code", "net_weight_kg").iter_rows())
+    assert weights == {156: None, 704: 0.0, 458: 0.0}
+    trade = COMTRADE.trade(p.frame, Catalogue.load())
+    assert dict(trade.select(pl.col("partner_code"), "quantity").iter_rows())["156"] == 25.0  # the kg qty stands in
+
+
+def test_records_that_contradict_each_other_are_quarantined_and_the_rest_lands(settings_env):
+    from flows.pipeline import Fetched, land
+
+    settings = settings_env()
+    body = answer([record(), record(primaryValue=999.0), record(partnerCode=704)])
+    p = parse_answer(ref(), body)
+    assert p.frame["partner_code"].to_list() == [704] and p.skipped["conflicting_duplicates"] == 2
+    assert p.rejected["line"].to_list() == [1, 2]
+    report = land(settings, COMTRADE, [Fetched(ref("c.json"), body)], Catalogue.load())
+    assert report.rows_written == 1 and report.rows_rejected == 2
+    q = pl.read_parquet(next((settings_env.warehouse / "quarantine" / "comtrade_trade").glob("*.parquet")))
+    assert q.height == 2 and q["reason"].str.contains("disagree").all()
+    manifest = pl.read_parquet(settings_env.warehouse / "raw" / "comtrade" / "manifest.parquet")
+    assert "conflicting_duplicates=2" in manifest["note"].item()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_parallel_backfill_never_calls_faster_than_the_spacing(httpserver, settings_env):
+    """Four months fetched at once share one machine-wide limit (a Prefect global concurrency
+    limit with slot decay, created on first use): the server sees calls at least `interval` apart."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    from flows.backfill import backfill
+
+    times: list[float] = []
+
+    def handler(request: Request) -> Response:
+        times.append(time.monotonic())
+        return Response(answer([], count=0), content_type="application/json")
+
+    httpserver.expect_request("/data/v1/get/C/M/HS").respond_with_handler(handler)
+    interval = 0.4
+    settings_env(comtrade_base_url=httpserver.url_for("").rstrip("/"), comtrade_api_key="k",
+                 comtrade_min_interval=str(interval), inbox=None)
+    backfill(start="2022-01", end="2022-04", sources=["comtrade"], max_parallel=4)
+    calls = len(api.plan(settings_env(), Month(2022, 1), Catalogue.load().hs6_entries)) * 4
+    assert len(times) == calls
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= interval - 0.05, sorted(gaps)[:5]
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(api.RATE_LIMIT)
+    assert limit.limit == 1 and limit.slot_decay_per_second == pytest.approx(1 / interval)

@@ -231,3 +231,71 @@ def test_fetch_release_page(httpserver, settings_env):
     settings = settings_env(gacc_base_url=httpserver.url_for("").rstrip("/"))
     ref = ReleaseFile("gacc", "p.html", httpserver.url_for("/Statics/abc.html"))
     assert rare_earth(parse(GACC.fetch(settings, session(settings), ref)))["quantity_month"] == 3000.0
+
+
+# ----------------------------------------------------------------------------- whole releases
+def imports_page(month: str = "May", year: int = 2020, qty: str = "1,000.0") -> bytes:
+    """Table (6) major imports: the same template and layout as table (5) (docs/sources.md)."""
+    return page(title=f"(6) China's Major Imports by Quantity and Value, {month} {year} (in CNY)",
+                rows=(("Rare Earth", "Ton", qty, "0.5", "5,000.0", "2.5", "4,000.0", "2.0", "25.0", "25.0"),
+                      ("Iron ore", "10,000 tons", "9,000.0", "600.0", "45,000.0", "3,000.0", "44,000.0",
+                       "2,900.0", "2.3", "3.4")))
+
+
+def by_country_page() -> bytes:
+    """Table (4), by country/region: same page template, another table; recognised by its title."""
+    title = "(4) China's Total Export &amp; Import Values by Country/Region, May 2020 (in CNY)"
+
+    def td(text, span=1):
+        return f'<td colspan="{span}">{text}</td>'
+    rows = "".join(f"<tr>{td(c)}{td('1,000.0')}{td('2,000.0')}{td('3.5')}</tr>" for c in ("Japan", "Korea", "ASEAN"))
+    return (f"<html><head><title>{title}</title></head><body><table><tr>{td(title, 4)}</tr>"
+            f"<tr>{td('Unit: CNY 100 Million', 4)}</tr>"
+            f"<tr>{td('Country/Region')}{td('Export')}{td('Import')}{td('%')}</tr>{rows}</table></body></html>").encode()
+
+
+def test_other_tables_of_a_release_are_skipped_not_failed():
+    assert parse(by_country_page()).skip.startswith("table (4) China's Total Export & Import Values by Country/Region")
+    assert "read by source gacc_imports" in parse(imports_page()).skip
+    from flows.sources.gacc import GaccImports
+
+    imp = GaccImports().parse(ReleaseFile("gacc_imports", "p.html", "http://127.0.0.1/p.html"), imports_page(), "0" * 64, CAT)
+    assert imp.skip is None and imp.failures.is_empty()
+    assert rare_earth(imp)["quantity_month"] == 1000.0
+    assert "read by source gacc" in GaccImports().parse(ReleaseFile("gacc_imports", "q.html", "http://x/q"), page(),
+                                                         "0" * 64, CAT).skip
+    with pytest.raises(ReleaseFileError, match="not a China Customs release table: looked for"):
+        parse(b"<html><body><table>" + b"<tr><td>a</td><td>b</td></tr>" * 6 + b"</table></body></html>")
+
+
+def test_index_year_is_the_selected_option_and_table6_links(shared_fixtures):
+    idx = (shared_fixtures / "gacc" / "preliminary2026_index.html").read_text()
+    assert index.shown_year(idx) == 2026
+    assert index.shown_year(idx.replace('<option value="2024">', '<option value="2024" selected="selected">')) == 2024
+    imports = index.release_links(idx, "imports")
+    assert {m for _, m in imports} == {2, 3} and set(imports.values()).isdisjoint(index.release_links(idx).values())
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_whole_release_in_the_inbox_lands_exports_and_imports(settings_env):
+    from flows.monthly import monthly_refresh
+
+    folder = settings_env.inbox / "gacc"
+    folder.mkdir()
+    (folder / "t5_2020-05.html").write_bytes(page())
+    (folder / "t6_2020-05.html").write_bytes(imports_page())
+    (folder / "t4_2020-05.html").write_bytes(by_country_page())
+    result = monthly_refresh(sources=["gacc", "gacc_imports"])
+    assert result["gacc"]["status"] == "ok" and result["gacc_imports"]["status"] == "ok"
+    wh = settings_env.warehouse
+    exports = pl.scan_parquet(wh / "clean" / "china_customs_exports", hive_partitioning=True).collect()
+    imports = pl.scan_parquet(wh / "clean" / "china_customs_imports", hive_partitioning=True).collect()
+    assert exports.filter(pl.col("commodity") == "rare_earths")["quantity_month"].to_list() == [3000.0]
+    assert imports.filter(pl.col("commodity") == "rare_earths")["quantity_month"].to_list() == [1000.0]
+    monthly = pl.read_parquet(wh / "indicators" / "china_imports_monthly" / "part-0.parquet")
+    assert monthly["quantity_t"].to_list() == [1000.0]
+    skipped = [f for f in result["gacc"]["files"] if f["status"].startswith("skipped")]
+    assert {f["file"] for f in skipped} == {"t4_2020-05.html", "t6_2020-05.html"}
+    manifest = pl.read_parquet(wh / "raw" / "gacc" / "manifest.parquet")
+    t4 = manifest.filter(pl.col("file") == "t4_2020-05.html").row(0, named=True)
+    assert t4["status"] == "skipped" and "by Country/Region" in t4["note"]

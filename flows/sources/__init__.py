@@ -11,11 +11,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from flows.periods import Month
+from flows.periods import Month, Period
 
 if TYPE_CHECKING:
     import pandera.polars as pa
@@ -54,6 +54,9 @@ class Parsed:
     # A file the source recognises but does not read (e.g. a China Customs table other than its
     # own): never a failure, recorded as skipped with this reason.
     skip: str | None = None
+    # Rows refused on their own (line, column, check, value) while the rest of the file lands:
+    # kept in quarantine with the reason and counted, e.g. Comtrade records that contradict each other.
+    rejected: pl.DataFrame | None = None
 
     @property
     def release_text(self) -> str | None:
@@ -86,65 +89,95 @@ def no_failures() -> pl.DataFrame:
     return pl.DataFrame(schema=FAILURE_SCHEMA)
 
 
-class Source(Protocol):
-    """What every source provides.
+class Source:
+    """What every source is: a name, its clean dataset and model, and the steps find, fetch, parse.
 
-    Optional hooks, used when a source has them:
-    - `due(now) -> Period | None`: its latest release due at a scheduled time (None: nothing due);
-    - `suffixes`: file endings it accepts from the inbox;
-    - `latest_key`: columns within which the newest vintage wins;
-    - `vintage_fallback = "first_seen"`: files without a publication date get the day first seen;
-    - `overlapping_requests = True`: one record may answer two requests (de-duplicated on landing);
-    - `trade(clean, catalogue)` + `value_unit` (+ `windows(clean)`): Japan's imports by partner,
-      for partner_shares and import_dependency;
-    - `derive(latest)`: the source's own derived datasets; `revisions(clean, catalogue)`.
+    Optional capabilities are declared, never discovered: a subclass overrides the class
+    attributes below and the hooks it offers; the defaults mean "not offered".
     """
 
     name: str  # e.g. "japan_customs"
     dataset: str  # clean dataset name, e.g. "japan_customs_trade"
     spec: "PartitionSpec"
     model: "type[pa.DataFrameModel]"
-    replace_key: tuple[str, ...]  # rows of an incoming file replace stored rows with the same key values
+    replace_key: tuple[str, ...] = ("vintage", "source_file")  # incoming rows replace stored rows with these values
 
-    def discover(self, settings: "Settings", http: "requests.Session", period: Month) -> list[ReleaseFile]: ...
+    # --- declared capabilities ----------------------------------------------------------------
+    suffixes: tuple[str, ...] = (".csv",)  # file endings accepted from the inbox
+    inbox_folder: str | None = None  # inbox sub-folder when not the source's name (sources sharing one)
+    latest_key: tuple[str, ...] = ()  # columns within which the newest vintage wins
+    vintage_fallback: str | None = None  # "first_seen": files without a publication date get the day first seen
+    overlapping_requests: bool = False  # one record may answer two requests (de-duplicated on landing)
+    value_unit: str | None = None  # unit of `trade` values, when the source offers `trade`
 
-    def fetch(self, settings: "Settings", http: "requests.Session", ref: ReleaseFile) -> bytes: ...
+    def due(self, now: dt.datetime) -> "Period | None":
+        """Its latest release due at a scheduled time (None: nothing due)."""
+        return None
 
-    def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: "Catalogue") -> Parsed: ...
+    def discover(self, settings: "Settings", http: "requests.Session", period: "Period") -> list[ReleaseFile]:
+        raise NotImplementedError
 
-    def trade(self, clean: pl.DataFrame, catalogue: "Catalogue") -> pl.DataFrame: ...
+    def fetch(self, settings: "Settings", http: "requests.Session", ref: ReleaseFile) -> bytes:
+        raise NotImplementedError
+
+    def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: "Catalogue") -> Parsed:
+        raise NotImplementedError
+
+    def recognises(self, head: bytes, name: str) -> bool:
+        """Is a file dropped at the inbox root one of this source's (by its first bytes)?"""
+        return False
+
+    def trade(self, clean: pl.DataFrame, catalogue: "Catalogue") -> pl.DataFrame | None:
+        """Japan's imports by metal and partner for partner_shares and import_dependency; None: not offered."""
+        return None
+
+    def windows(self, clean: pl.DataFrame) -> pl.DataFrame | None:
+        """The indicator periods of `trade`; None: M, 12M and A from the months available."""
+        return None
+
+    def derive(self, latest: pl.DataFrame) -> list[tuple["PartitionSpec", type, pl.DataFrame]]:
+        """The source's own derived datasets (spec, model, frame)."""
+        return []
+
+    def revisions(self, clean: pl.DataFrame, catalogue: "Catalogue") -> pl.DataFrame | None:
+        """What changed between vintages; None: not offered."""
+        return None
+
+    @property
+    def folder(self) -> str:
+        return self.inbox_folder or self.name
 
 
 _VINTAGE_IN_NAME = re.compile(r"(?:^|[_\-.])v(?:intage[=_-]?)?(\d{4})-?(\d{2})-?(\d{2})(?=[_\-.]|$)")
 
 
-def inbox_files(source: str, inbox: Path, suffixes: tuple[str, ...]) -> list[ReleaseFile]:
-    """Files dropped in `<inbox>/<source>/`, sorted by name.
+def inbox_files(source: Source, inbox: Path) -> list[ReleaseFile]:
+    """Files dropped in `<inbox>/<source folder>/`, sorted by name.
 
     A publication date may be given in the file name as `_vYYYYMMDD` (or `_vintage=YYYY-MM-DD`),
     since a file on disk no longer says when it was published.
     """
-    folder = inbox / source
+    folder = Path(inbox) / source.folder
     if not folder.is_dir():
         return []
     out = []
     for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in suffixes:
+        if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in source.suffixes:
             continue
         published = None
         m = _VINTAGE_IN_NAME.search(p.stem)
         if m:
             published = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        out.append(ReleaseFile(source=source, name=p.name, url=p.resolve().as_uri(), published=published))
+        out.append(ReleaseFile(source=source.name, name=p.name, url=p.resolve().as_uri(), published=published))
     return out
 
 
 def registry() -> dict[str, Source]:
     """Every source, by name."""
     from flows.sources.comtrade import Comtrade
-    from flows.sources.gacc import Gacc
+    from flows.sources.gacc import Gacc, GaccImports
     from flows.sources.japan_customs import JapanCustoms
     from flows.sources.meti import Meti
 
-    sources: list[Source] = [JapanCustoms(), Gacc(), Comtrade(), Meti()]
+    sources: list[Source] = [JapanCustoms(), Gacc(), GaccImports(), Comtrade(), Meti()]
     return {s.name: s for s in sources}

@@ -16,7 +16,7 @@ import requests
 from flows.catalogue import Catalogue, comtrade_partners
 from flows.periods import Period, Year
 from flows.settings import Settings
-from flows.sources import Parsed, ReleaseFile
+from flows.sources import Parsed, ReleaseFile, Source
 from flows.sources.comtrade import api
 from flows.sources.comtrade.parse import parse_answer
 from flows.warehouse import PartitionSpec
@@ -26,7 +26,7 @@ from schemas.comtrade import ComtradeTrade
 TOTALS = (pl.col("partner2_code") == 0) & (pl.col("customs_code") == "C00") & (pl.col("mot_code") == 0)
 
 
-class Comtrade:
+class Comtrade(Source):
     """UN Comtrade annual and monthly records for the catalogue's HS6 codes."""
 
     name = "comtrade"

@@ -1,16 +1,16 @@
-"""UN Comtrade API requests (REFERENCE section 3).
+"""UN Comtrade API requests (docs/sources.md, "UN Comtrade").
 
 - without a key: public preview `{base}/public/v1/preview/C/{A|M}/HS` (at most 500 records a call);
 - with `RAREWATCH_COMTRADE_API_KEY`: `{base}/data/v1/get/C/{A|M}/HS`, key sent in the
   `Ocp-Apim-Subscription-Key` header, never in the URL, so URLs can be logged and kept.
 Params: reporterCode, period (YYYY or YYYYMM), partnerCode, partner2Code, cmdCode (comma list),
 flowCode, customsCode, motCode. Calls are throttled (~1 call per 1-2 s); HTTP 429 "Rate limit is
-exceeded" is retried with backoff by the shared session (honouring Retry-After).
+exceeded" is retried with backoff by the shared session (honouring Retry-After). Calls are spaced by
+one machine-wide rate limit (`flows.ratelimit`: a Prefect global concurrency limit with slot decay).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -19,6 +19,7 @@ import requests
 from flows.errors import FetchError
 from flows.httpclient import get
 from flows.periods import Month, Period, Year
+from flows.ratelimit import wait_turn
 from flows.settings import Settings
 from flows.sources import ReleaseFile
 
@@ -69,23 +70,13 @@ def plan(settings: Settings, period: Period, hs6: list[str]) -> list[ReleaseFile
     return refs
 
 
-class Throttle:
-    """At most one call every `interval` seconds."""
-
-    def __init__(self, interval: float):
-        self.interval, self.last = interval, 0.0
-
-    def wait(self) -> None:
-        gap = self.interval - (time.monotonic() - self.last)
-        if gap > 0:
-            time.sleep(gap)
-        self.last = time.monotonic()
+RATE_LIMIT = "comtrade-api"  # Prefect global concurrency limit with slot decay (flows/ratelimit.py)
 
 
 def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
     """One API answer, as bytes. The key travels in a header and is redacted from any error."""
-    throttle = http.__dict__.setdefault("rarewatch_comtrade_throttle", Throttle(settings.comtrade_min_interval))
-    throttle.wait()  # one throttle per session: a run's calls are spaced, tests' sessions are not slowed
+    # One spacing for every thread, task, Dask worker and run on the machine (not per HTTP session).
+    wait_turn(RATE_LIMIT, settings.comtrade_min_interval)
     key = settings.comtrade_api_key.get_secret_value() if settings.comtrade_api_key else ""
     headers = {"Ocp-Apim-Subscription-Key": key} if key else None
     r = get(http, ref.url, source=SOURCE, timeout=settings.http_timeout, headers=headers, redact=(key,))

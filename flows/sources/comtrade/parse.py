@@ -1,8 +1,10 @@
-"""Parse a UN Comtrade API answer (REFERENCE section 3) to clean rows.
+"""Parse a UN Comtrade API answer (docs/sources.md, "UN Comtrade") to clean rows.
 
 Envelope `{"elapsedTime", "count", "data": [...], "error"}`: a non-empty `error` is a failed
 answer; `count: 0` means **not reported (yet)**, never zero trade, and is recorded as such.
-Real answers can hold exact duplicate records: removed on the full record (counted).
+Real answers can hold exact duplicate records: removed on the full record (counted). Records that
+share the full key but disagree are quarantined (`Parsed.rejected`); `netWgt` 0 with a positive
+quantity in kg is unknown (null), not zero.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ SOURCE = "comtrade"
 FIELDS = ["freqCode", "refYear", "refMonth", "reporterCode", "flowCode", "partnerCode", "partner2Code", "cmdCode",
           "customsCode", "motCode", "qtyUnitCode", "qty", "netWgt", "primaryValue"]
 ANNUAL_MONTH = 52  # refMonth of annual records
+# A record's identity: without the breakdown codes a total and its parts would collide (docs/sources.md).
+RECORD_KEY = ["freq", "reporter_code", "partner_code", "partner2_code", "cmd_code", "flow", "customs_code",
+              "mot_code", "period"]
+KG = 8  # qtyUnitCode of kilograms
 
 
 def parse_answer(ref: ReleaseFile, data: bytes) -> Parsed:
@@ -47,10 +53,21 @@ def parse_answer(ref: ReleaseFile, data: bytes) -> Parsed:
     frame = _frame(rows, ref)
     before = frame.height
     frame = frame.unique(subset=[c for c in frame.columns if c != "line"], keep="first", maintain_order=True)
+    # Records sharing the full key but disagreeing in value or weight: which one is right cannot
+    # be told, so all of them are quarantined with the reason; the rest of the answer lands.
+    clash = pl.len().over(RECORD_KEY) > 1
+    conflicting = frame.filter(clash)
+    frame = frame.filter(~clash)
+    rejected = conflicting.select(
+        "line", pl.lit("primaryValue").alias("column"),
+        pl.lit("one record per key (reporter, partner, partner2, cmd, flow, customs, mot, period)").alias("check"),
+        pl.format("{} of {} records with this key disagree: value {}, netWgt {}", pl.len().over(RECORD_KEY),
+                  pl.len().over(RECORD_KEY), "value_usd", "net_weight_kg").alias("value"))
     months = sorted({Month(y, m if m else 12) for y, m in frame.select("year", "ref_month").iter_rows()})
     return Parsed(frame=frame, failures=pl.DataFrame(failures, schema=FAILURE_SCHEMA), months=months,
-                  skipped={"exact_duplicates": before - frame.height, "not_reported": int(count == 0)},
-                  release="api")
+                  skipped={"exact_duplicates": before - frame.height - conflicting.height,
+                           "not_reported": int(count == 0), "conflicting_duplicates": conflicting.height},
+                  release="api", rejected=rejected if rejected.height else None)
 
 
 def _frame(rows: list[dict], ref: ReleaseFile) -> pl.DataFrame:
@@ -75,7 +92,9 @@ def _frame(rows: list[dict], ref: ReleaseFile) -> pl.DataFrame:
         pl.col("motCode").alias("mot_code"),
         pl.col("qtyUnitCode").alias("qty_unit_code"),
         "qty",
-        pl.col("netWgt").alias("net_weight_kg"),
+        # netWgt 0 beside a positive quantity in kg is unknown, not zero trade (docs/sources.md)
+        pl.when((pl.col("netWgt") == 0) & (pl.col("qtyUnitCode") == KG) & (pl.col("qty") > 0)).then(None)
+        .otherwise(pl.col("netWgt")).alias("net_weight_kg"),
         pl.col("primaryValue").alias("value_usd"),
         "line",
     )

@@ -1,41 +1,48 @@
-"""China Customs (GACC) monthly preliminary release, table (5) major exports (REFERENCE section 2).
+"""China Customs (GACC) monthly preliminary release: table (5) major exports and table (6) major
+imports, rare earths among them (docs/sources.md, "China Customs").
 
 find releases (`index.discover`, or the inbox) -> fetch bytes (`index.fetch`) -> parse
-(`parse.parse_release`) -> validate (`schemas.gacc.ChinaCustomsExports`); derived monthly series
-with year-on-year change (`derive`).
+(`parse.parse_release`) -> validate (`schemas.gacc`); derived monthly series with year-on-year
+change (`derive`). Two sources share one inbox folder (`inbox/gacc/`, a release dropped whole):
+`gacc` reads table (5), `gacc_imports` table (6); each skips, with a note, the pages it does not read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import polars as pl
 import requests
 
 from flows.catalogue import Catalogue
-from flows.periods import Month, Period, Year, latest_gacc_month
+from flows.periods import Period, Year, latest_gacc_month
 from flows.settings import Settings
-from flows.sources import Parsed, ReleaseFile
+from flows.sources import Parsed, ReleaseFile, Source
 from flows.sources.gacc import index
-from flows.sources.gacc.parse import parse_release
+from flows.sources.gacc.parse import TABLE_NUMBER, parse_release
 from flows.warehouse import PartitionSpec
-from schemas.gacc import ChinaCustomsExports, ChinaExportsMonthly
+from schemas.gacc import ChinaCustomsExports, ChinaCustomsImports, ChinaExportsMonthly, ChinaImportsMonthly
 
 MONTHLY = PartitionSpec("indicators/china_exports_monthly")
+MONTHLY_IMPORTS = PartitionSpec("indicators/china_imports_monthly")
 
 
-class Gacc:
+class Gacc(Source):
     """China's exports of major commodities (rare earths among them), as China reports them."""
 
     name = "gacc"
+    direction = "exports"
     dataset = "china_customs_exports"
     spec = PartitionSpec("clean/china_customs_exports", ("year", "month"), (("month", 2),))
     model = ChinaCustomsExports
+    monthly = (MONTHLY, ChinaExportsMonthly)
     suffixes = (".html", ".htm")
+    inbox_folder = "gacc"
     replace_key = ("vintage", "source_file")
     latest_key = ("year", "month", "commodity_label", "currency")
-    # Preliminary pages never change once published (REFERENCE 2); a page without its date gets
-    # the day rarewatch first saw it.
+    # Preliminary pages never change once published; a page without its date gets the day
+    # rarewatch first saw it.
     vintage_fallback = "first_seen"
 
     def due(self, now: dt.datetime) -> Period:
@@ -43,22 +50,44 @@ class Gacc:
 
     def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
         if isinstance(period, Year):  # every release linked for the year
-            _, links = index.year_links(settings, http, period.year)
-            return index.release_files(links, period.year, list(range(2, 13)))
-        return index.discover(settings, http, period)
+            _, links = index.year_links(settings, http, period.year, self.direction)
+            return index.release_files(links, period.year, list(range(2, 13)), self.name, TABLE_NUMBER[self.direction])
+        return index.discover(settings, http, period, self.direction, self.name)
 
     def fetch(self, settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
         return index.fetch(settings, http, ref)
 
     def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
-        parsed = parse_release(ref, data)
-        if parsed.vintage is None and ref.published is not None:
+        parsed = parse_release(ref, data, self.direction)
+        if parsed.skip is None and parsed.vintage is None and ref.published is not None:
             parsed.vintage = ref.published
             parsed.frame = parsed.frame.with_columns(pl.lit(ref.published, dtype=pl.Date).alias("vintage"))
         return parsed
 
-    def derive(self, clean: pl.DataFrame) -> list[tuple[PartitionSpec, type, pl.DataFrame]]:
-        return [(MONTHLY, ChinaExportsMonthly, monthly_series(clean))]
+    def recognises(self, head: bytes, name: str) -> bool:
+        text = head.decode("utf-8", errors="ignore")
+        return bool(_RELEASE_TITLE.search(text)) and name.lower().endswith(self.suffixes)
+
+    def derive(self, latest: pl.DataFrame) -> list[tuple[PartitionSpec, type, pl.DataFrame]]:
+        spec, model = self.monthly
+        return [(spec, model, monthly_series(latest))]
+
+
+class GaccImports(Gacc):
+    """China's imports of major commodities (table (6)): China buys rare-earth ores and compounds too."""
+
+    name = "gacc_imports"
+    direction = "imports"
+    dataset = "china_customs_imports"
+    spec = PartitionSpec("clean/china_customs_imports", ("year", "month"), (("month", 2),))
+    model = ChinaCustomsImports
+    monthly = (MONTHLY_IMPORTS, ChinaImportsMonthly)
+
+    def recognises(self, head: bytes, name: str) -> bool:
+        return False  # a release dropped at the inbox root goes to inbox/gacc/, read by both
+
+
+_RELEASE_TITLE = re.compile(r"\(\s*\d{1,2}\s*\)\s*China['’]?s\s+(Major|Total)", re.I)
 
 
 def monthly_series(latest: pl.DataFrame) -> pl.DataFrame:
@@ -94,4 +123,4 @@ def monthly_series(latest: pl.DataFrame) -> pl.DataFrame:
     ).sort(*keys, "period_start")
 
 
-__all__ = ["Gacc", "Month"]
+__all__ = ["Gacc", "GaccImports", "monthly_series"]

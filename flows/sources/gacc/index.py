@@ -1,4 +1,4 @@
-"""Find China Customs preliminary releases from the index pages (REFERENCE 2).
+"""Find China Customs preliminary releases from the index pages (docs/sources.md, "China Customs").
 
 `statics/report/preliminary{YYYY}.html` (past years) or `preliminary.html` (the current year)
 hold one table row per section and currency; table (5) major exports has a row "(in CNY)" and
@@ -13,8 +13,8 @@ from urllib.parse import urljoin, urlparse
 
 import requests
 
-from flows.errors import FetchError
-from flows.httpclient import get
+from flows.errors import FetchError, LayoutError
+from flows.httpclient import get, page_text
 from flows.periods import Month
 from flows.settings import Settings
 from flows.sources import ReleaseFile
@@ -31,12 +31,13 @@ def index_urls(settings: Settings, year: int) -> list[str]:
     return [f"{base}/statics/report/preliminary{year}.html", f"{base}/statics/report/preliminary.html"]
 
 
-def release_links(page: str) -> dict[tuple[str, int], str]:
-    """{(currency, month): url} of table (5) major exports in an index page."""
+def release_links(page: str, direction: str = "exports") -> dict[tuple[str, int], str]:
+    """{(currency, month): url} of table (5) major exports (or (6) major imports) in an index page."""
     out: dict[tuple[str, int], str] = {}
+    number = {"exports": 5, "imports": 6}[direction]
     for row in _ROW.findall(page):
         text = " ".join(_TAG.sub(" ", row).split())
-        if not re.search(r"\(5\).*major\s+exports", text, re.I):
+        if not re.search(rf"\({number}\).*major\s+{direction}", text, re.I):
             continue
         cur = re.search(r"\(in\s+(CNY|USD|RMB)\)", text, re.I)
         if not cur:
@@ -51,41 +52,58 @@ def release_links(page: str) -> dict[tuple[str, int], str]:
     return out
 
 
-def year_links(settings: Settings, http: requests.Session, year: int) -> tuple[str, dict[tuple[str, int], str]]:
+def shown_year(page: str) -> int | None:
+    """The year an index page shows: its year selector's selected option, else the first."""
+    select = re.search(r'id="preliminarysel".*?</select>', page, re.S | re.I)
+    if not select:
+        return None
+    options = re.findall(r"<option([^>]*)>", select.group(0), re.I)
+    chosen = next((o for o in options if re.search(r"\bselected\b", o, re.I)), options[0] if options else "")
+    value = re.search(r'value\s*=\s*["\']?(\d{4})', chosen)
+    return int(value.group(1)) if value else None
+
+
+def year_links(settings: Settings, http: requests.Session, year: int,
+               direction: str = "exports") -> tuple[str, dict[tuple[str, int], str]]:
     """(index URL, {(currency, month): release URL}) for a year: preliminary{YYYY}.html, else the
     current-year preliminary.html when it is that year's."""
     tried = []
     for url in index_urls(settings, year):
         try:
-            page = get(http, url, source=SOURCE, timeout=settings.http_timeout).text
+            page = page_text(get(http, url, source=SOURCE, timeout=settings.http_timeout))
         except FetchError as e:
             tried.append(str(e))
             continue
-        shown = re.search(r'id="preliminarysel".*?<option[^>]*value="(\d{4})"', page, re.S)
-        if url.endswith("/preliminary.html") and shown and int(shown.group(1)) != year:
-            tried.append(f"{url} shows {shown.group(1)}")  # the current-year page is another year's
+        shown = shown_year(page)
+        if url.endswith("/preliminary.html") and shown and shown != year:
+            tried.append(f"{url} shows {shown}")  # the current-year page is another year's
             continue
-        links = release_links(page)
+        links = release_links(page, direction)
         if not links:
-            raise FetchError(SOURCE, url, "index page lists no table (5) major-exports links; layout changed?")
+            number = {"exports": 5, "imports": 6}[direction]
+            raise LayoutError(SOURCE, url, f"index rows titled '({number}) China's Major {direction.title()} by "
+                                           "Quantity and Value (in CNY|USD)' with month links")
         base = settings.gacc_base_url.rstrip("/") + "/"
         return url, {k: urljoin(base, urlparse(href).path.lstrip("/")) for k, href in links.items()}
     raise FetchError(SOURCE, index_urls(settings, year)[0], "no index page: " + "; ".join(tried))
 
 
-def release_files(links: dict[tuple[str, int], str], year: int, months: list[int]) -> list[ReleaseFile]:
-    return [ReleaseFile(source=SOURCE, name=f"table5_{year}-{m:02d}_{cur.lower()}.html", url=url,
+def release_files(links: dict[tuple[str, int], str], year: int, months: list[int],
+                  source: str = SOURCE, table: int = 5) -> list[ReleaseFile]:
+    return [ReleaseFile(source=source, name=f"table{table}_{year}-{m:02d}_{cur.lower()}.html", url=url,
                         period=Month(year, m))
             for (cur, m), url in sorted(links.items(), key=lambda kv: (kv[0][1], kv[0][0])) if m in months]
 
 
-def discover(settings: Settings, http: requests.Session, period: Month) -> list[ReleaseFile]:
-    """Table (5) pages (CNY and USD) for a month; January is found as the Jan-Feb release."""
+def discover(settings: Settings, http: requests.Session, period: Month, direction: str = "exports",
+             source: str = SOURCE) -> list[ReleaseFile]:
+    """Table (5) (or (6)) pages, CNY and USD, for a month; January is found as the Jan-Feb release."""
     month = 2 if period.month == 1 else period.month
-    url, links = year_links(settings, http, period.year)
-    found = release_files(links, period.year, [month])
+    table = {"exports": 5, "imports": 6}[direction]
+    url, links = year_links(settings, http, period.year, direction)
+    found = release_files(links, period.year, [month], source, table)
     if not found:
-        raise FetchError(SOURCE, url, f"no table (5) release linked for {period} yet "
+        raise FetchError(SOURCE, url, f"no table ({table}) release linked for {period} yet "
                                       f"(linked months: {sorted({m for _, m in links})})")
     return found
 

@@ -1,5 +1,6 @@
 """Parse a China Customs (GACC) preliminary release, table (5) "China's Major Exports by Quantity
-and Value", to one row per commodity (REFERENCE section 2; real pages in ../shared/fixtures/gacc).
+and Value" or table (6) "... Major Imports ...", to one row per commodity (docs/sources.md, "China
+Customs"; table (6) has the same layout as table (5)).
 
 Read by header *meaning*, never position:
 - title `(5) China's Major Exports by Quantity and Value, <period> (in CNY|USD)`; `<period>` is a
@@ -28,13 +29,17 @@ import polars as pl
 from flows.errors import ReleaseFileError
 from flows.htmltables import parse_tables
 from flows.periods import Month
-from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile
+from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile, skipped_file
 
 SOURCE = "gacc"
-YOY_TOLERANCE = 0.15  # percentage points (REFERENCE 2)
+YOY_TOLERANCE = 0.15  # percentage points (docs/sources.md)
 
-_TITLE = re.compile(r"Major\s+Exports\s+by\s+Quantity\s+and\s+Value\s*,?\s*(?P<period>.+?)\s*"
+_TITLE = re.compile(r"Major\s+(?P<dir>Exports|Imports)\s+by\s+Quantity\s+and\s+Value\s*,?\s*(?P<period>.+?)\s*"
                     r"\(\s*in\s+(?P<cur>[A-Za-z$]+)\s*\)", re.I)
+# Any table of the release: "(1) China's Total Export & Import Values ...", "(4) ... by Country/Region".
+_ANY_TABLE = re.compile(r"\(\s*(?P<n>\d{1,2})\s*\)\s*(?P<name>China['’]?s?\s[^,(]{3,120})", re.I)
+TABLE_NUMBER = {"exports": 5, "imports": 6}
+TABLE_SOURCE = {"exports": "gacc", "imports": "gacc_imports"}
 _BANNER = re.compile(r"Unit\s*[:：]\s*(?P<cur>CNY|RMB|USD|US\s*\$)\s*(?P<num>[\d,]*(?:\.\d+)?)\s*"
                      r"(?P<word>hundred\s+million|million|billion|thousand)?", re.I)
 # The other word order some releases use: "Unit: 100 million yuan", "Unit: USD 1 million" is above.
@@ -96,23 +101,38 @@ def number(text: str) -> float | None:
     return float(t)  # ValueError handled by the caller
 
 
-def parse_release(ref: ReleaseFile, data: bytes) -> Parsed:
-    """Parse one table (5) page to rows of `schemas.gacc.ChinaCustomsExports`."""
+def parse_release(ref: ReleaseFile, data: bytes, direction: str = "exports") -> Parsed:
+    """Parse one page of table (5) major exports (or (6) major imports) to rows of `schemas.gacc`.
+
+    A page of the release that is another table ((1)-(4), by country, the other direction) is
+    recognised and skipped (`Parsed.skip`), never a failure; a page that is no release table is."""
     try:
         page = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         page = data.decode("gb18030", errors="replace")
     title, tables = parse_tables(page)
-    table = next((t for t in tables if any(_TITLE.search(" ".join(r)) for r in t.texts()[:3])), None)
+    heads = [(t, " ".join(" ".join(r) for r in t.texts()[:3])) for t in tables]
+    table = next((t for t, h in heads if _TITLE.search(h)), None)
+    m = next((x for _, h in heads if (x := _TITLE.search(h))), None) or _TITLE.search(title)
+    if m is None:
+        other = _ANY_TABLE.search(title) or next((x for _, h in heads if (x := _ANY_TABLE.search(h))), None)
+        if other:
+            name = " ".join(other.group("name").split()).rstrip(" ,")
+            return skipped_file(f"table ({other.group('n')}) {name}: a table rarewatch does not read")
+        if not any(len(t.rows) > 4 for t in tables):
+            raise ReleaseFileError(SOURCE, ref.name, "page has no data table (2018 releases are published as images)")
+        raise ReleaseFileError(SOURCE, ref.name, "not a China Customs release table: looked for a title like "
+                                                 "'(5) China's Major Exports by Quantity and Value, May 2019 (in CNY)' "
+                                                 "or '(6) China's Major Imports ...'", row=1)
+    found = m.group("dir").lower()
+    if found != direction:
+        return skipped_file(f"table ({TABLE_NUMBER[found]}) China's Major {found.title()} by Quantity and Value: "
+                            f"read by source {TABLE_SOURCE[found]}")
     if table is None:
         table = next((t for t in tables if len(t.rows) > 4), None)
     if table is None:
         raise ReleaseFileError(SOURCE, ref.name, "page has no data table (2018 releases are published as images)")
     texts = table.texts()
-    head = " ".join(" ".join(r) for r in texts[:3])
-    m = _TITLE.search(head) or _TITLE.search(title)
-    if not m:
-        raise ReleaseFileError(SOURCE, ref.name, "not table (5) China's Major Exports by Quantity and Value", row=1)
     end, combined = parse_period(m.group("period"), ref.name)
     title_cur = currency_of(m.group("cur"))
     banner = next((b for r in texts[:4] for b in (_BANNER.search(" ".join(r)), _BANNER_NUM_FIRST.search(" ".join(r)))
@@ -215,7 +235,7 @@ def _row(ref: ReleaseFile, end: Month, combined: bool, label: str, commodity: st
 
 
 def _yoy_failures(frame: pl.DataFrame) -> list[dict]:
-    """ytd YoY % must match 100 * (ytd / prior - 1) within YOY_TOLERANCE (REFERENCE 2), widened by
+    """ytd YoY % must match 100 * (ytd / prior - 1) within YOY_TOLERANCE (docs/sources.md), widened by
     what rounding the published figures to one decimal can move the ratio: with h = 0.05,
     |d(100 ytd/prior)| <= 100 h (1/prior + ytd/prior^2). (May 2019 CNY value: 12.6 / 13.3 gives
     -5.26 % against a published -5.1 %, an honest rounding gap of 0.16 points.)"""

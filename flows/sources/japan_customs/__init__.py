@@ -14,7 +14,7 @@ import requests
 from flows.catalogue import Catalogue, japan_customs_countries
 from flows.periods import Month, Period, Year, latest_japan_customs_month
 from flows.settings import Settings
-from flows.sources import Parsed, ReleaseFile
+from flows.sources import Parsed, ReleaseFile, Source
 from flows.sources.japan_customs import estat_api, estat_files
 from flows.sources.japan_customs.parse import parse_release
 from flows.warehouse import PartitionSpec
@@ -24,7 +24,7 @@ from schemas.japan_customs import JapanCustomsTrade
 API_PREFIX = "estat_api_"
 
 
-class JapanCustoms:
+class JapanCustoms(Source):
     """Japan's imports and exports by 9-digit code and country, monthly."""
 
     name = "japan_customs"

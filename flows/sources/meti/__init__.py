@@ -19,7 +19,7 @@ from flows.errors import FetchError
 from flows.httpclient import get
 from flows.periods import Month, Period, Year
 from flows.settings import Settings
-from flows.sources import Parsed, ReleaseFile
+from flows.sources import Parsed, ReleaseFile, Source
 from flows.sources.meti.parse import LAST_MONTH, parse_workbook
 from flows.warehouse import PartitionSpec
 from schemas.meti import MetiSupplyDemand
@@ -28,7 +28,7 @@ RESULTS_PAGE = "/statistics/coal_and_minerals/cm002/results.html"  # [I]: the su
 _LINK = re.compile(r"href\s*=\s*[\"']([^\"']+\.xlsx?)[\"']", re.I)
 
 
-class Meti:
+class Meti(Source):
     """Monthly production, imports, consumption and stocks of Ni, Co, W, Mo, Sb and others."""
 
     name = "meti"
