@@ -193,3 +193,23 @@ def test_one_source_failing_does_not_stop_the_others(sample_inbox, httpserver):
     assert "japan_customs" not in state.message.split("gacc failed")[0]
     clean = pl.scan_parquet(sample_inbox.warehouse / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
     assert clean.filter(pl.col("year") == 2020).height > 0
+
+
+def test_files_at_the_inbox_root_are_recognised_by_content(settings_env):
+    from builders import csv_bytes, row
+    from flows.errors import RarewatchError
+    from flows.sources import inbox_files, registry
+
+    inbox = settings_env.inbox
+    (inbox / "imports_2020.csv").write_bytes(csv_bytes([row("280530000", 105, {1: (10, 20)})]))
+    (inbox / "answer.json").write_bytes(b'{"elapsedTime": "0.1 secs", "count": 0, "data": [], "error": ""}')
+    (inbox / "release.html").write_bytes(b"<html><title>(5) China's Major Exports by Quantity and Value, "
+                                         b"May 2020 (in CNY)</title></html>")
+    sources = registry()
+    assert [r.name for r in inbox_files(sources["japan_customs"], inbox)] == ["imports_2020.csv"]
+    assert [r.name for r in inbox_files(sources["comtrade"], inbox)] == ["answer.json"]
+    assert [r.name for r in inbox_files(sources["gacc"], inbox)] == ["release.html"]
+    assert [r.name for r in inbox_files(sources["gacc_imports"], inbox)] == ["release.html"]
+    (inbox / "notes.txt").write_text("shopping list")
+    with pytest.raises(RarewatchError, match=r"notes.txt is not recognised .*japan_customs/"):
+        inbox_files(sources["japan_customs"], inbox)

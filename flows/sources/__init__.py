@@ -152,23 +152,51 @@ _VINTAGE_IN_NAME = re.compile(r"(?:^|[_\-.])v(?:intage[=_-]?)?(\d{4})-?(\d{2})-?
 
 
 def inbox_files(source: Source, inbox: Path) -> list[ReleaseFile]:
-    """Files dropped in `<inbox>/<source folder>/`, sorted by name.
+    """Files for `source` in the inbox: those in `<inbox>/<source folder>/` and those dropped at the
+    inbox root that the source recognises by content; sorted by name.
 
     A publication date may be given in the file name as `_vYYYYMMDD` (or `_vintage=YYYY-MM-DD`),
-    since a file on disk no longer says when it was published.
+    since a file on disk no longer says when it was published. A file at the root that no source
+    recognises is refused (`RarewatchError` naming it and the folders that would work), never
+    ignored, so a misplaced file can never send a run to the network instead.
     """
-    folder = Path(inbox) / source.folder
-    if not folder.is_dir():
-        return []
+    inbox = Path(inbox)
+    folder = inbox / source.folder
+    paths = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    paths = [p for p in paths if not p.name.startswith(".") and p.suffix.lower() in source.suffixes]
+    paths += root_files(inbox).get(source.name, [])
     out = []
-    for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in source.suffixes:
-            continue
+    for p in sorted(paths, key=lambda p: p.name):
         published = None
         m = _VINTAGE_IN_NAME.search(p.stem)
         if m:
             published = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         out.append(ReleaseFile(source=source.name, name=p.name, url=p.resolve().as_uri(), published=published))
+    return out
+
+
+def root_files(inbox: Path) -> dict[str, list[Path]]:
+    """Files at the inbox root, by the sources that recognise their content."""
+    from flows.errors import RarewatchError
+
+    inbox = Path(inbox)
+    if not inbox.is_dir():
+        return {}
+    sources = registry()
+    out: dict[str, list[Path]] = {}
+    for p in sorted(inbox.iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        with p.open("rb") as f:
+            head = f.read(8192)
+        takers = [s.name for s in sources.values() if s.recognises(head, p.name)]
+        if not takers:
+            folders = ", ".join(sorted({f"{inbox}/{s.folder}/ ({', '.join(s.suffixes)})" for s in sources.values()}))
+            raise RarewatchError(f"inbox file {p} is not recognised as any source's release (looked for a Japan "
+                                 "Customs 品別国別表 header, a China Customs release title, a Comtrade answer, "
+                                 f"a METI workbook); move it to the folder of its source: {folders}")
+        for name in takers:
+            out.setdefault(name, []).append(p)
     return out
 
 

@@ -44,6 +44,11 @@ class Comtrade(Source):
         # Annual data for most reporters are complete about six months after the year ends.
         return Year(now.year - 1 if now.month >= 7 else now.year - 2)
 
+    def recognises(self, head: bytes, name: str) -> bool:
+        """A Comtrade API answer: a JSON envelope with `data` and `count` or `elapsedTime`."""
+        text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        return text[:1] == b"{" and b'"data"' in text and (b'"count"' in text or b'"elapsedTime"' in text)
+
     def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
         return api.plan(settings, period, Catalogue.load().hs6_entries)
 

@@ -83,9 +83,6 @@ class GaccImports(Gacc):
     model = ChinaCustomsImports
     monthly = (MONTHLY_IMPORTS, ChinaImportsMonthly)
 
-    def recognises(self, head: bytes, name: str) -> bool:
-        return False  # a release dropped at the inbox root goes to inbox/gacc/, read by both
-
 
 _RELEASE_TITLE = re.compile(r"\(\s*\d{1,2}\s*\)\s*China['’]?s\s+(Major|Total)", re.I)
 

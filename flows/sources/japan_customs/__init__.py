@@ -41,6 +41,11 @@ class JapanCustoms(Source):
     def due(self, now: dt.datetime) -> Period:
         return latest_japan_customs_month(now)
 
+    def recognises(self, head: bytes, name: str) -> bool:
+        """A 品別国別表 CSV (its header) or an e-Stat API document kept by rarewatch."""
+        first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].lower().replace(b" ", b"")
+        return first.startswith(b"exporimp,year") or (b'"statsDataId"' in head and b'"pages"' in head)
+
     def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
         # A year means its full-year (December) release, which carries all twelve months.
         month = Month(period.year, 12) if isinstance(period, Year) else period

@@ -43,6 +43,10 @@ class Meti(Source):
     def due(self, now: dt.datetime) -> Period | None:
         return None  # nothing new since the survey ended in December 2020
 
+    def recognises(self, head: bytes, name: str) -> bool:
+        """An Excel workbook (.xlsx zip or .xls OLE file): the only workbooks rarewatch reads are METI's."""
+        return name.lower().endswith(self.suffixes) and (head[:2] == b"PK" or head[:4] == b"\xd0\xcf\x11\xe0")
+
     def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
         year = period.year
         if (Month(year, 1) if isinstance(period, Year) else period) > LAST_MONTH:
