@@ -32,6 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "release due of each source, or everything in the inbox")
     r.add_argument("--source", action="append", dest="sources", metavar="NAME",
                    help="source to refresh: japan_customs, gacc, comtrade (repeatable; default: all)")
+    src = sub.add_parser("sources", help="operator checks of the live sources")
+    src_sub = src.add_subparsers(dest="sources_command", required=True)
+    chk = src_sub.add_parser("check", help="is each live source reachable and its layout recognised? (writes nothing)",
+                             description="Fetch each source's discovery pages and one small sample file of its latest "
+                             "release, parse it, and report per source: reachable, layout recognised, latest release "
+                             "and its date, what is due next. Uses the network (the RAREWATCH_*_BASE_URL sites); "
+                             "writes nothing. Exit code 1 when any source is unreachable or not recognised.")
+    chk.add_argument("--source", action="append", dest="sources", metavar="NAME",
+                     help="source to check (repeatable; default: all)")
     return p
 
 
@@ -42,7 +51,27 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     if args.command == "refresh":
         return _refresh(args.period, args.sources)
+    if args.command == "sources" and args.sources_command == "check":
+        return _sources_check(args.sources)
     return 2
+
+
+def _sources_check(sources: list[str] | None) -> int:
+    """No Prefect run: plain functions, so the check answers in seconds."""
+    from flows.checks import check_sources, report
+    from flows.settings import Settings
+
+    try:
+        checks = check_sources(Settings(), sources)
+    except ValueError as e:
+        print(f"rarewatch sources check: {e}", file=sys.stderr)
+        return 2
+    print(report(checks))
+    bad = [c for c in checks if not c.ok]
+    for c in bad:
+        print(f"\n{c.source}: {'not reachable' if not c.reachable else 'layout not recognised'}: {c.problem}",
+              file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _refresh(period: str | None, sources: list[str] | None) -> int:

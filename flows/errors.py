@@ -15,6 +15,10 @@ class FetchError(RarewatchError):
         super().__init__(f"[{source}] {url}: {problem}")
 
 
+class NotPublished(FetchError):
+    """The site answers, but the release asked for is not out yet."""
+
+
 class LayoutError(RarewatchError):
     """A page or file is not in the shape rarewatch knows: says what was looked for and where the
     page was kept. Not a network problem, so never retried."""

@@ -16,9 +16,9 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from flows import pipeline
+from flows import checks, pipeline
 from flows.catalogue import Catalogue
-from flows.errors import FetchError, SourceFailed
+from flows.errors import FetchError, LayoutError, SourceFailed
 from flows.httpclient import session
 from flows.periods import Month, Period, Year, parse_period
 from flows.settings import Settings
@@ -72,6 +72,31 @@ def compute_reserves(settings: Settings) -> dict[str, int]:
 def compute_mirror_gaps(settings: Settings) -> int:
     """Japan's reported imports against partners' reported exports to Japan (needs Comtrade)."""
     return pipeline.compute_mirror_gaps(settings, Catalogue.load())
+
+
+@task(cache_policy=NO_CACHE, task_run_name="check-{source_name}")
+def check_layout(settings: Settings, source_name: str, now: dt.datetime) -> checks.SourceCheck:
+    """Is the source reachable and its layout recognised (discovery + one sample, nothing written)?"""
+    return checks.check_source(settings, registry()[source_name], now)
+
+
+@flow(name="sources-check", log_prints=True)
+def sources_check(
+    sources: Annotated[list[str] | None, Field(description="sources to check (default: all)")] = None,
+) -> list[dict[str, Any]]:
+    """Check every live source (reachable, layout recognised, latest release, due next); writes nothing
+    to the warehouse. Fails when a source is unreachable or its layout is not recognised."""
+    settings = Settings()
+    now = flow_run.get_scheduled_start_time() or dt.datetime.now(dt.UTC)
+    names = sources or list(registry())
+    results = [check_layout(settings, n, now) for n in names]
+    table = checks.report(results)
+    create_markdown_artifact(key="sources-check", markdown="# rarewatch sources check\n\n" + table,
+                             description="Live sources: reachable, layout recognised, latest release")
+    bad = [c for c in results if not c.ok]
+    if bad:
+        raise LayoutError(",".join(c.source for c in bad), "sources check", "\n" + table)
+    return checks.as_dicts(results)
 
 
 WRITER_LIMIT = "rarewatch-warehouse"  # global concurrency limit created by `make serve`
@@ -148,6 +173,15 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
         if month is None and not (settings.inbox is not None and inbox_files(source, settings.inbox)):
             results[name] = {"status": "skipped", "reason": "no release due"}
             continue
+        live = not (settings.inbox is not None and inbox_files(source, settings.inbox))
+        if live:  # the site first: a layout rarewatch does not know stops this source at once
+            check = check_layout(settings, name, now)
+            if not check.recognised and check.reachable:
+                error = LayoutError(name, "sources check", f"{check.problem}\n{checks.report([check])}")
+                logger.error("%s: layout not recognised, nothing fetched:\n%s", name, checks.report([check]))
+                failures.append(SourceFailed(name, [error]))
+                results[name] = {"status": "failed", "error": str(error)}
+                continue
         try:
             fetched = fetch_releases.with_options(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(settings, name, month)

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_deployments_load_their_flows():
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"]: d for d in spec["deployments"]}
-    assert set(names) == {"monthly-refresh", "backfill"}
+    assert set(names) == {"monthly-refresh", "backfill", "sources-check"}
+    assert [s["cron"] for s in names["sources-check"]["schedules"]] == ["0 8 * * 1"]  # weekly
     monthly = names["monthly-refresh"]
     assert {s["timezone"] for s in monthly["schedules"]} == {"Asia/Tokyo"}
     assert [s["cron"] for s in monthly["schedules"]] == ["0 9 2 * *", "0 9 11 * *"]

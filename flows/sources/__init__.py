@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,6 +148,9 @@ class Source:
     def folder(self) -> str:
         return self.inbox_folder or self.name
 
+
+# Set while `rarewatch sources check` runs: pages of an unknown layout are described, not kept.
+READ_ONLY: ContextVar[bool] = ContextVar("rarewatch_read_only", default=False)
 
 _VINTAGE_IN_NAME = re.compile(r"(?:^|[_\-.])v(?:intage[=_-]?)?(\d{4})-?(\d{2})-?(\d{2})(?=[_\-.]|$)")
 

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlparse
 
 import requests
 
-from flows.errors import FetchError, LayoutError
+from flows.errors import FetchError, LayoutError, NotPublished
 from flows.httpclient import get, page_text
 from flows.periods import Month
 from flows.settings import Settings
@@ -85,7 +85,9 @@ def year_links(settings: Settings, http: requests.Session, year: int,
                                            "Quantity and Value (in CNY|USD)' with month links")
         base = settings.gacc_base_url.rstrip("/") + "/"
         return url, {k: urljoin(base, urlparse(href).path.lstrip("/")) for k, href in links.items()}
-    raise FetchError(SOURCE, index_urls(settings, year)[0], "no index page: " + "; ".join(tried))
+    # the current-year page answered for another year: this year's index is not out yet
+    kind = NotPublished if any(" shows " in t for t in tried) else FetchError
+    raise kind(SOURCE, index_urls(settings, year)[0], "no index page: " + "; ".join(tried))
 
 
 def release_files(links: dict[tuple[str, int], str], year: int, months: list[int],
@@ -103,7 +105,7 @@ def discover(settings: Settings, http: requests.Session, period: Month, directio
     url, links = year_links(settings, http, period.year, direction)
     found = release_files(links, period.year, [month], source, table)
     if not found:
-        raise FetchError(SOURCE, url, f"no table ({table}) release linked for {period} yet "
+        raise NotPublished(SOURCE, url, f"no table ({table}) release linked for {period} yet "
                                       f"(linked months: {sorted({m for _, m in links})})")
     return found
 

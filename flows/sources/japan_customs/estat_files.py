@@ -26,11 +26,11 @@ from urllib.parse import urljoin
 
 import requests
 
-from flows.errors import FetchError, LayoutError
+from flows.errors import FetchError, LayoutError, NotPublished
 from flows.httpclient import get, page_text
 from flows.periods import Month
 from flows.settings import Settings
-from flows.sources import ReleaseFile
+from flows.sources import READ_ONLY, ReleaseFile
 from flows.sources.japan_customs.vintages import parse_title_stages
 from flows.warehouse import Warehouse
 
@@ -161,6 +161,8 @@ def _has_next_page(page_html: str, page: int) -> bool:
 
 def _keep(settings: Settings, url: str, body: str, what: str) -> str | None:
     """Keep an unrecognised page in the warehouse's quarantine (best effort: the error matters more)."""
+    if READ_ONLY.get():
+        return None
     name = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{what}.html"
     try:
         return Warehouse(settings.warehouse).keep_page(SOURCE, name, body.encode("utf-8"))
@@ -201,7 +203,7 @@ def month_files(settings: Settings, http: requests.Session, flow: str, period: M
         if not listed:
             published = sorted(links)
             if published and period.month not in links:
-                raise FetchError(SOURCE, nav_url, f"no {flow} files published for {period} yet (months linked: "
+                raise NotPublished(SOURCE, nav_url, f"no {flow} files published for {period} yet (months linked: "
                                  + ", ".join(f"{period.year}-{m:02d}" for m in published) + ")")
             raise LayoutError(SOURCE, month_url, LOOKED_FOR_MONTH,
                               _keep(settings, month_url, body, f"{flow}_{period}_month"))
@@ -210,7 +212,7 @@ def month_files(settings: Settings, http: requests.Session, flow: str, period: M
     wanted = [f for f in listed if f.survey_month == period]
     if not wanted:
         months = sorted({str(f.survey_month) for f in listed if f.survey_month})
-        raise FetchError(SOURCE, nav_url, f"no {flow} files listed for {period} (listed months: "
+        raise NotPublished(SOURCE, nav_url, f"no {flow} files listed for {period} (listed months: "
                                           f"{', '.join(months) or 'none'})")
     return wanted
 
