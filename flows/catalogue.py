@@ -2,12 +2,12 @@
 
 - `reference/commodities.csv`: HS6 or Japan 9-digit code prefix -> metal id, `metal_content` (share
   of the metal in the goods' net mass, for apparent consumption; blank = 1.0, gross weight), `valid_from` /
-  `valid_to` months for HS revisions (REFERENCE section 6; HS2017 -> HS2022 changed 8103, 8106,
+  `valid_to` months for HS revisions (docs/sources.md §6; HS2017 -> HS2022 changed 8103, 8106,
   8109, 8112). A 9-digit code belongs to the metal of its *longest* matching prefix, so the
   Japanese national splits of 811292 (indium, vanadium, germanium, other incl. gallium) win over
   any HS6 entry; every code maps to at most one metal and nothing is counted twice.
 - `reference/japan_customs_countries.csv`: the official 3-digit list (customs.go.jp
-  toukei/sankou/code/country_e.htm, REFERENCE 1.5) plus ISO 3166-1 alpha-3 and the special-area
+  toukei/sankou/code/country_e.htm, docs/sources.md §1.5) plus ISO 3166-1 alpha-3 and the special-area
   flag (701 For Order, 702 Unknown, 703 bonded areas); built by scripts/build_country_table.py.
 """
 

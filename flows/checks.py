@@ -51,12 +51,12 @@ def _start(source: Source, now: dt.datetime) -> Period:
 
 
 def check_source(settings: Settings, source: Source, now: dt.datetime,
-                 http: requests.Session | None = None) -> SourceCheck:
-    """Discovery and one sample file of a source's latest release, parsed, nothing written."""
+                 http: requests.Session | None = None, period: Period | None = None) -> SourceCheck:
+    """Discovery and one sample file of a source's latest release (or of `period`), parsed, nothing written."""
     http = http or session(settings)
     token = READ_ONLY.set(True)
     try:
-        start = _start(source, now)
+        start = period or _start(source, now)
         last_miss: Exception | None = None
         for n in range(STEPS_BACK + 1):
             period = _back(start, n)

@@ -113,6 +113,11 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
                 print(f"\n{name}: {r['status']} ({r.get('reason') or r.get('error')})")
                 continue
             print(f"\n{name}: {r['rows_written']} rows landed, months {_span(r['months'])}")
+            skipped = r.get("skipped_files") or []
+            if skipped:
+                reasons = sorted({s.split(": ", 1)[1] for s in skipped})
+                print(f"  {len(skipped)} file(s) recognised and not read: " + "; ".join(reasons[:3])
+                      + (" ..." if len(reasons) > 3 else ""))
             if "china_exports_monthly" in r:
                 print("China's rare-earth exports (tonnes, as GACC publishes them; last 6 periods):")
                 print(china_summary(settings))

@@ -75,9 +75,10 @@ def compute_mirror_gaps(settings: Settings) -> int:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="check-{source_name}")
-def check_layout(settings: Settings, source_name: str, now: dt.datetime) -> checks.SourceCheck:
+def check_layout(settings: Settings, source_name: str, now: dt.datetime,
+                 period: Period | None = None) -> checks.SourceCheck:
     """Is the source reachable and its layout recognised (discovery + one sample, nothing written)?"""
-    return checks.check_source(settings, registry()[source_name], now)
+    return checks.check_source(settings, registry()[source_name], now, period=period)
 
 
 @flow(name="sources-check", log_prints=True)
@@ -85,7 +86,11 @@ def sources_check(
     sources: Annotated[list[str] | None, Field(description="sources to check (default: all)")] = None,
 ) -> list[dict[str, Any]]:
     """Check every live source (reachable, layout recognised, latest release, due next); writes nothing
-    to the warehouse. Fails when a source is unreachable or its layout is not recognised."""
+    to the warehouse. Fails when a source is unreachable or its layout is not recognised.
+
+    Args:
+        sources: source names to check (default: all).
+    """
     settings = Settings()
     now = flow_run.get_scheduled_start_time() or dt.datetime.now(dt.UTC)
     names = sources or list(registry())
@@ -143,7 +148,7 @@ def monthly_refresh(
 
 
 def repull_previous_year(settings: Settings, year: int) -> dict[str, Any]:
-    """Japan Customs republishes whole years (revised in March, fixed in November; REFERENCE 1.4)."""
+    """Japan Customs republishes whole years (revised in March, fixed in November; docs/sources.md §1.4)."""
     fetched = fetch_releases.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(
         settings, "japan_customs", Year(year))
     report = land_releases(settings, "japan_customs", fetched, Year(year))
@@ -175,7 +180,7 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
             continue
         live = not (settings.inbox is not None and inbox_files(source, settings.inbox))
         if live:  # the site first: a layout rarewatch does not know stops this source at once
-            check = check_layout(settings, name, now)
+            check = check_layout(settings, name, now, month)
             if not check.recognised and check.reachable:
                 error = LayoutError(name, "sources check", f"{check.problem}\n{checks.report([check])}")
                 logger.error("%s: layout not recognised, nothing fetched:\n%s", name, checks.report([check]))
@@ -194,7 +199,8 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
             continue
         focus = (str(month) if isinstance(month, Month) else None) or (report.months[-1] if report.months else None)
         results[name] = {"status": "ok", "rows_written": report.rows_written, "rows_rejected": report.rows_rejected,
-                         "months": report.months, "focus": focus, "files": report.files, **counts}
+                         "months": report.months, "focus": focus, "files": report.files,
+                         "skipped_files": report.skipped_files, **counts}
     if any(r["status"] == "ok" for r in results.values()) and {"comtrade", "japan_customs"} & {
             n for n, r in results.items() if r["status"] == "ok"}:
         try:
@@ -233,6 +239,9 @@ def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
         else:
             md += [f"## {name}: {r['focus']}", "", f"{r['rows_written']} rows landed for months "
                    f"{', '.join(r['months']) or '-'}.", ""]
+            if r.get("skipped_files"):
+                md += [f"Files recognised and not read ({len(r['skipped_files'])}):", "",
+                       *[f"- {s}" for s in r["skipped_files"][:20]], ""]
             if "import_dependency" in r:
                 md += _markdown_table(settings, name, r["focus"])
     create_markdown_artifact(key="month-summary", markdown="\n".join(md), description="China share and HHI per metal")

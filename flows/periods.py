@@ -83,7 +83,7 @@ def month_range(start: Month, end: Month) -> list[Month]:
 
 def latest_gacc_month(now: datetime | date) -> Month:
     """Latest month whose China Customs preliminary release is out: around the 7th-10th of the
-    following month (REFERENCE 2), so month m is due from the 10th of m+1."""
+    following month (docs/sources.md §2), so month m is due from the 10th of m+1."""
     today = now.date() if isinstance(now, datetime) else now
     m = Month(today.year, today.month).shift(-1)
     return m if today.day >= 10 else m.shift(-1)
@@ -93,7 +93,7 @@ def latest_japan_customs_month(now: datetime | date) -> Month:
     """Latest month whose 9-digit import release is out at `now`.
 
     Japan Customs publishes the first 9-digit x country imports (輸入9桁速報) around the end of
-    the following month (REFERENCE 1.4), so month m is due once the last day of m+1 has come.
+    the following month (docs/sources.md §1.4), so month m is due once the last day of m+1 has come.
     """
     today = now.date() if isinstance(now, datetime) else now
     m = Month(today.year, today.month).shift(-1)  # m + 1 == this month

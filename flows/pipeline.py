@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from flows.periods import Month, Period, covers
 from flows.settings import Settings
+from flows.sources.meti.parse import metal_monthly
 from flows.sources import Parsed, ReleaseFile, Source, inbox_files
 from flows.warehouse import PartitionSpec, Warehouse
 from schemas.indicators import ImportDependency, PartnerShares
@@ -278,7 +279,7 @@ def available_months(clean: pl.DataFrame) -> list[Month]:
 
 
 def latest_vintage(clean: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """Rows of the newest vintage for each `by` group (REFERENCE 1.4: a later release replaces the whole data)."""
+    """Rows of the newest vintage for each `by` group (docs/sources.md §1.4: a later release replaces the whole data)."""
     return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(by))
 
 
@@ -384,7 +385,8 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
         return {}
     jc = latest_vintage(jc_raw, list(reg["japan_customs"].latest_key))
     meti_raw = wh.read_dataset(reg["meti"].spec)
-    meti = latest_vintage(meti_raw, list(reg["meti"].latest_key)) if meti_raw is not None else None
+    # items summed to metals only where their metal content is known (flows/reference/meti_items.csv)
+    meti = metal_monthly(latest_vintage(meti_raw, list(reg["meti"].latest_key))) if meti_raw is not None else None
     months = available_months(jc_raw)
     complete = sorted(y for y in {m.year for m in months} if all(Month(y, k) in set(months) for k in range(1, 13)))
     trade_t = reserves.trade_tonnes(jc, catalogue, complete)

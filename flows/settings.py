@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(None, description="Dask scheduler (tcp://host:8786) for backfills; unset: threads.")
     dask_local: bool = Field(False, description="Run backfills on a local Dask cluster started for the run.")
 
-    # --- Japan Customs through e-Stat (REFERENCE section 1.3) --------------------------------
+    # --- Japan Customs through e-Stat (docs/sources.md §1.3) --------------------------------
     estat_base_url: str = Field(
         "https://www.e-stat.go.jp", description="e-Stat web site (file list and download pages)."
     )
@@ -56,15 +56,15 @@ class Settings(BaseSettings):
     )
     estat_app_id: SecretStr | None = Field(None, description="e-Stat API appId (secret).")
 
-    # --- China Customs (REFERENCE section 2) -------------------------------------------------
+    # --- China Customs (docs/sources.md §2) -------------------------------------------------
     gacc_base_url: str = Field(
         "http://english.customs.gov.cn", description="China Customs English site (preliminary releases)."
     )
 
-    # --- METI / ANRE (REFERENCE section 4) -------------------------------------------------
+    # --- METI / ANRE (docs/sources.md §4) -------------------------------------------------
     meti_base_url: str = Field("https://www.enecho.meti.go.jp", description="METI/ANRE site (survey results pages).")
 
-    # --- Reserve coverage (REFERENCE section 7) ---------------------------------------------
+    # --- Reserve coverage (docs/sources.md §7) ---------------------------------------------
     stock_positions: Path | None = Field(
         None, description="CONFIDENTIAL stock positions (CSV or Parquet: metal, as_of, tonnes). Figures derived from "
         "it are written only under the restricted root, never to public datasets, artifacts or logs.")
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         description="Reference-consumption methods in order of preference; per metal as 'metal=m1,m2;...' after a '|', "
         "e.g. 'meti,baseline,apparent|tungsten=baseline,apparent'.")
 
-    # --- UN Comtrade (REFERENCE section 3) ---------------------------------------------------
+    # --- UN Comtrade (docs/sources.md §3) ---------------------------------------------------
     comtrade_base_url: str = Field("https://comtradeapi.un.org", description="UN Comtrade API root.")
     comtrade_api_key: SecretStr | None = Field(
         None, description="Comtrade subscription key (secret); without it the public preview endpoint is used."

@@ -1,4 +1,4 @@
-"""UN Comtrade records (REFERENCE section 3)."""
+"""UN Comtrade records (docs/sources.md §3)."""
 
 from __future__ import annotations
 

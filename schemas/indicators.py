@@ -1,4 +1,4 @@
-"""Dependency indicators (REFERENCE section 7), one row per source, metal, freq, basis and period."""
+"""Dependency indicators (docs/sources.md §7), one row per source, metal, freq, basis and period."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class _Keyed(pa.DataFrameModel):
 class PartnerShares(_Keyed):
     """`indicators/partner_shares/source=<source>/part-0.parquet`: each supplier's share of Japan's imports.
 
-    share = partner / total, total excluding special areas (REFERENCE 7); ranked by amount.
+    share = partner / total, total excluding special areas (docs/sources.md §7); ranked by amount.
     """
 
     partner_code: str = pa.Field(description="partner code in the source's own list")
@@ -43,7 +43,7 @@ class ImportDependency(_Keyed):
 
     HHI = sum over partners of (100 * share)^2, 0..10,000 (World Mining Data; US merger guideline
     bands < 1,500 unconcentrated, 1,500-2,500 moderate, > 2,500 high); effective_suppliers =
-    10,000 / HHI, the numbers-equivalent (REFERENCE 7). Special areas are excluded from total,
+    10,000 / HHI, the numbers-equivalent (docs/sources.md §7). Special areas are excluded from total,
     shares and HHI, and reported in `special_areas_amount`.
     """
 

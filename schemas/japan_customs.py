@@ -7,11 +7,11 @@ import datetime as dt
 import pandera.polars as pa
 import polars as pl
 
-# Month names as the CSV headers spell them; older files spell April "Apl" (REFERENCE 1.2).
+# Month names as the CSV headers spell them; older files spell April "Apl" (docs/sources.md §1.2).
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 MEASURES = ("quantity1", "quantity2", "value")
 
-FLOW_CODES = {"1": "export", "2": "import"}  # `Exp or Imp` column (REFERENCE 1.2)
+FLOW_CODES = {"1": "export", "2": "import"}  # `Exp or Imp` column (docs/sources.md §1.2)
 
 
 def release_rows_schema(nulls_allowed: bool = False) -> pa.DataFrameSchema:
@@ -19,7 +19,7 @@ def release_rows_schema(nulls_allowed: bool = False) -> pa.DataFrameSchema:
 
     `line` is the line number in the file as published (header = line 1), so every failure
     names its row. Annual columns must equal the sum of the twelve months: true of complete
-    years, and of the current year too since months not yet published are 0 (REFERENCE 1.2).
+    years, and of the current year too since months not yet published are 0 (docs/sources.md §1.2).
     """
     measure_cols = {
         f"{m}_{p}": pa.Column(pl.Int64, pa.Check.ge(0), nullable=nulls_allowed,
@@ -81,7 +81,7 @@ class JapanCustomsTrade(pa.DataFrameModel):
     net_mass_kg: float = pa.Field(ge=0, nullable=True, description="net mass in kg from the first mass unit (unit2, then unit1); null when neither is a mass unit")
     vintage: dt.date = pa.Field(description="publication date of the release the row comes from")
     release: str = pa.Field(isin=["provisional_9digit", "detailed", "revised", "fixed"],
-                            description="kind of release (REFERENCE 1.4): provisional_9digit, detailed, revised or fixed")
+                            description="kind of release (docs/sources.md §1.4): provisional_9digit, detailed, revised or fixed")
     source_file: str = pa.Field(description="file name as published")
     sha256: str = pa.Field(str_matches=r"^[0-9a-f]{64}$", description="sha256 of the original file (raw zone key)")
     line: int = pa.Field(ge=1, description="line of the row in the original CSV file (header is line 1), or row number in an e-Stat API document")

@@ -1,4 +1,4 @@
-"""Reserve coverage and reliance (REFERENCE section 7)."""
+"""Reserve coverage and reliance (docs/sources.md §7)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Input: a Comtrade/BACI code list as CSV (`country_code,country_name,country_iso2,country_iso3`),
 e.g. CEPII BACI V202601's country_codes (the same codes Comtrade's partnerAreas.json
 reference file uses: France 251, USA 842, India 699, "Other Asia, nes" 490 -> S19;
-REFERENCE section 3). Codes the list lacks but the API returns are added below.
+docs/sources.md §3). Codes the list lacks but the API returns are added below.
 Usage: python scripts/build_comtrade_partners.py ../shared/fixtures/comtrade/country_codes_m49.csv
 """
 

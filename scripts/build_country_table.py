@@ -1,7 +1,7 @@
 """Build flows/reference/japan_customs_countries.csv from the official Japan Customs country list.
 
 Input: the official list as CSV (`Code,Geographical Zone,Country`), as published at
-customs.go.jp/toukei/sankou/code/country_e.htm (REFERENCE section 1.5).
+customs.go.jp/toukei/sankou/code/country_e.htm (docs/sources.md §1.5).
 Output: the same rows plus `iso3` (ISO 3166-1 alpha-3, resolved with pycountry and the
 overrides below; blank where no ISO code exists) and `special_area` (codes 701-703).
 
@@ -78,7 +78,7 @@ OVERRIDES: dict[str, str] = {
     "703": "",
 }
 
-SPECIAL_AREAS = {"701", "702", "703"}  # REFERENCE 1.5: For Order, Unknown, bonded areas
+SPECIAL_AREAS = {"701", "702", "703"}  # docs/sources.md §1.5: For Order, Unknown, bonded areas
 
 
 def resolve(code: str, name: str) -> str:

@@ -1,7 +1,7 @@
 """Build constructed China Customs table (5) pages (CNY) for 2019-2020 in samples/inbox/gacc/.
 
 CONSTRUCTED, in the markup of the real pages (../shared/fixtures/gacc): the rare-earth row uses
-the published figures REFERENCE section 8 gives (May 2019 3,639.5 t, Jan-May 19,265.8 t and
+the published figures docs/sources.md §8 gives (May 2019 3,639.5 t, Jan-May 19,265.8 t and
 Jan-May 2018 20,769.8 t; Mar 2020 5,551.4; Apr 4,316.7; Jun 2,893; Jul 1,620.3 (-69.1 % y/y);
 Jan-Jul 2020 22,735.8 (-20.2 %); Aug 1,642; years 2018 53,224, 2019 46,330, 2020 35,447.5);
 every other figure is invented to fit those totals. Values (CNY 100 million) are invented.

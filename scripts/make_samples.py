@@ -1,10 +1,10 @@
 """Build the bundled sample releases in samples/inbox/ (deterministic: same output every run).
 
 These are CONSTRUCTED files, not real data: they follow the official Japan Customs 品別国別表
-CSV layout (REFERENCE 1.2) with its quirks, and their figures are invented around the
+CSV layout (docs/sources.md §1.2) with its quirks, and their figures are invented around the
 published orders of magnitude (e.g. rare earths 2018-2020: China ~58 %, Viet Nam ~14 %,
-France ~11 %, Malaysia ~10 %, REFERENCE 8) so that `make run` exercises every code path offline.
-Japanese national 3-digit suffixes other than those in REFERENCE 6 are illustrative.
+France ~11 %, Malaysia ~10 %, docs/sources.md §8) so that `make run` exercises every code path offline.
+Japanese national 3-digit suffixes other than those in docs/sources.md §6 are illustrative.
 
 Files written (as e-Stat splits a release by HS chapter block, each block is its own file):
 - 2019, fixed (published 2020-11-27): all 12 months; older spelling `Apl`; empty Unit1; LF.
@@ -25,7 +25,7 @@ from pathlib import Path
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 # hs9, unit2, yen per unit2 (for value), monthly base quantity, {country code: weight}
-# Country codes: Japan Customs list (REFERENCE 1.5).
+# Country codes: Japan Customs list (docs/sources.md §1.5).
 IMPORTS = {
     "25-38": [
         ("280530000", "KG", 3.2, 110_000, {105: 70, 110: 15, 213: 3, 304: 2, 703: 1}),
@@ -100,7 +100,7 @@ EXPORTS = {
     "84-85": [("850511000", "KG", 9.0, 250_000, {105: 35, 304: 25, 213: 20, 106: 20})],
 }
 
-# China's cut in mid-2020 (REFERENCE: China's rare-earth exports fell ~70 % y/y in July 2020):
+# China's cut in mid-2020 (docs/sources.md: China's rare-earth exports fell ~70 % y/y in July 2020):
 # the samples scale Chinese rare-earth supply down from May 2020.
 CHINA_2020_FACTOR = {5: 0.8, 6: 0.55, 7: 0.35, 8: 0.4, 9: 0.6, 10: 0.7, 11: 0.8, 12: 0.85}
 
@@ -158,7 +158,7 @@ def render(rows: list[tuple], *, upto: int, apl: bool, unit1_spaces: bool, revis
         tot = subtotal.setdefault(hs, [0] * 27)
         tot[1] += qy
         tot[2] += vy
-    # S-TOTAL rows, as the customs FAQ says downloads may carry (REFERENCE 1.2)
+    # S-TOTAL rows, as the customs FAQ says downloads may carry (docs/sources.md §1.2)
     flow, year = rows[0][0], rows[0][1]
     for hs, tot in list(subtotal.items())[:3]:
         lines.append(",".join([str(flow), str(year), f"'{hs}'", "S-TOTAL", unit1, "KG", "0", str(tot[1]), str(tot[2])]

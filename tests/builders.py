@@ -1,4 +1,4 @@
-"""Build Japan Customs 品別国別表 CSV files in the official layout (REFERENCE 1.2) for tests."""
+"""Build Japan Customs 品別国別表 CSV files in the official layout (docs/sources.md §1.2) for tests."""
 
 from __future__ import annotations
 

@@ -161,7 +161,7 @@ def test_real_2022_records_give_published_magnet_shares_and_mirror_gap(comtrade_
     dep = pl.scan_parquet(wh / "indicators" / "import_dependency", hive_partitioning=True).filter(
         (pl.col("source") == "comtrade") & (pl.col("metal") == "rare_earth_magnets") & (pl.col("freq") == "A")
         & (pl.col("basis") == "quantity")).collect()
-    assert dep["total"].item() == pytest.approx(10_149_590, rel=1e-3)  # 10,149.6 t (REFERENCE 8)
+    assert dep["total"].item() == pytest.approx(10_149_590, rel=1e-3)  # 10,149.6 t (docs/sources.md §8)
     assert dep["china_share"].item() == pytest.approx(0.369, abs=5e-4)
     value = pl.scan_parquet(wh / "indicators" / "import_dependency", hive_partitioning=True).filter(
         (pl.col("source") == "comtrade") & (pl.col("metal") == "rare_earth_magnets") & (pl.col("basis") == "value")

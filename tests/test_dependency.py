@@ -1,4 +1,4 @@
-"""Dependency indicators against hand-computed values (REFERENCE section 7)."""
+"""Dependency indicators against hand-computed values (docs/sources.md §7)."""
 
 from __future__ import annotations
 

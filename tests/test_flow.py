@@ -49,7 +49,7 @@ def test_refresh_on_sample_releases(sample_inbox):
     clean = pl.scan_parquet(wh / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
     vintages = clean.filter(pl.col("year") == 2020).group_by("month").agg(pl.col("vintage").n_unique())
     assert dict(vintages.iter_rows()) == {**{m: 2 for m in range(1, 8)}, **{m: 1 for m in range(8, 13)}}
-    assert set(clean["release"].unique()) == {"fixed", "provisional_9digit", "revised"}
+    assert set(clean["release"].unique()) == {"fixed", "detailed", "provisional_9digit", "revised"}
 
     # the acceptance query, through DuckDB, polars and pandas
     q = ("select period_start, china_share, hhi from read_parquet("
@@ -136,36 +136,24 @@ def test_unreadable_file_names_file_and_problem(settings_env):
 
 
 def test_live_refresh_from_estat(httpserver, settings_env):
-    from test_estat_files import LISTS  # the same list pages as the discovery tests
+    """Through the flow against e-Stat pages in the live shape (tests/fixtures/estat): navigation
+    page, month page of 22 articles per flow, each month's stage from the file title."""
+    from test_estat_files import serve_estat
 
-    def lists(request):
-        from werkzeug import Response
-        from test_estat_files import page
-        return Response(LISTS.get((request.args["tclass2"], request.args.get("page", "1")), page([])),
-                        content_type="text/html; charset=utf-8")
-
-    def download(request):
-        from werkzeug import Response
-        sid = request.args["statInfId"]
-        flow = 1 if sid == "000031979301" else 2
-        data = csv_bytes([row("280530000", 105, {m: (100 + m, 10) for m in range(1, 8)}, flow=flow),
-                          row("280530000", 110, {m: (50, 5) for m in range(1, 8)}, flow=flow)])
-        hs9 = {"000031979321": "280530000", "000031979322": "850511000", "000031979323": "720280000"}.get(sid)
-        return Response(data.replace(b"'280530000'", f"'{hs9 or '280530000'}'".encode()), content_type="text/csv")
-
-    httpserver.expect_request("/stat-search/files").respond_with_handler(lists)
-    httpserver.expect_request("/stat-search/file-download").respond_with_handler(download)
+    serve_estat(httpserver)
     settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
     result = monthly_refresh(period="2020-07", sources=["japan_customs"])
     assert result["japan_customs"]["months"] == [f"2020-0{m}" for m in range(1, 8)]
     wh = settings_env.warehouse
     manifest = pl.read_parquet(wh / "raw" / "japan_customs" / "manifest.parquet")
-    assert manifest.height == 4 and all(u.startswith("http://localhost") or u.startswith("http://127.0.0.1")
-                                        for u in manifest["url"])
+    assert manifest.height == 44 and all(u.startswith("http://localhost") or u.startswith("http://127.0.0.1")
+                                         for u in manifest["url"])
     assert set(manifest["vintage"]) == {dt.date(2020, 8, 31)}
+    assert set(manifest["release"]) == {"1-6:detailed,7:provisional_9digit"}
     clean = pl.scan_parquet(wh / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
-    assert set(clean["release"]) == {"provisional_9digit"}
-    assert clean.filter(pl.col("month") == 7).height == 8  # 3 import files + 1 export file, 2 rows each
+    stages = dict(clean.group_by("month").agg(pl.col("release").unique().first()).iter_rows())
+    assert stages == {**{m: "detailed" for m in range(1, 7)}, 7: "provisional_9digit"}
+    assert clean.filter(pl.col("month") == 7).height == 4  # the 4 files holding catalogue codes, 1 row each
 
 
 def test_due_period(settings_env):

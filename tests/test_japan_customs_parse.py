@@ -1,4 +1,4 @@
-"""The 品別国別表 parser on every quirk of REFERENCE section 1.2."""
+"""The 品別国別表 parser on every quirk of docs/sources.md §1.2."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_quoted_hs_apl_blank_unit1_and_months_carried():
 
 
 def test_real_export_row_example():
-    # REFERENCE 1.2: `1,2008,'051199000',312,,KG,0,62,5063,0,0,432,...` (outside the catalogue)
+    # docs/sources.md §1.2: `1,2008,'051199000',312,,KG,0,62,5063,0,0,432,...` (outside the catalogue)
     cells = ["1", "2008", "'051199000'", "312", "", "KG", "0", "62", "5063", "0", "0", "432"] + ["0"] * 33
     cells[-3:] = ["0", "62", "4631"]
     keep = row("850511000", 304, {1: (5, 10)}, flow=1, year=2008)
@@ -221,7 +221,7 @@ def test_release_with_no_figures_is_rejected():
 
 
 def test_chapter_block_without_catalogue_codes_lands_nothing():
-    """e-Stat splits a release into ~22 chapter blocks; most hold none of our codes (REFERENCE 1.3)."""
+    """e-Stat splits a release into ~22 chapter blocks; most hold none of our codes (docs/sources.md §1.3)."""
     p = parse(csv_bytes([row("010121000", 304, {1: (3, 900), 2: (1, 300)})]))
     assert p.failures.is_empty() and p.frame.is_empty()
     assert p.months == [Month(2020, 1), Month(2020, 2)]

@@ -1,4 +1,4 @@
-"""Reference data in the repo: commodity catalogue (REFERENCE 6) and Japan's country codes (REFERENCE 1.5)."""
+"""Reference data in the repo: commodity catalogue (docs/sources.md §6) and Japan's country codes (docs/sources.md §1.5)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flows.catalogue import Catalogue, japan_customs_countries
 
 CAT = Catalogue.load()
 
-# REFERENCE section 6, HS6 codes per metal id required by issue 2.
+# docs/sources.md §6, HS6 codes per metal id required by issue 2.
 REQUIRED = {
     "rare_earths": {"280530", "284610", "284690"},
     "rare_earth_magnets": {"850511"},

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import shutil
 
-import openpyxl
 import polars as pl
 import pytest
 
 from conftest import SAMPLES
-from flows.errors import RarewatchError, ReleaseFileError
+from flows.errors import RarewatchError
 from flows.indicators import reserves
 from flows.periods import Month
-from flows.sources import ReleaseFile
-from flows.sources.meti.parse import parse_workbook
 
 
 def test_reference_year_rule():
@@ -98,67 +94,6 @@ def test_reliance_by_hand():
     assert ni["net_import_reliance"] == pytest.approx(160 / 210) and ni["import_reliance"] == pytest.approx(170 / 220)
     sb = r.filter(pl.col("metal") == "antimony").row(0, named=True)
     assert sb["net_exporter"] and sb["net_import_reliance"] is None and sb["import_reliance"] is None
-
-
-# ----------------------------------------------------------------------------- METI workbooks
-def workbook(rows, *, sheet="(1)需給総括", unit="単位：t", header=("品目", "年月", "生産", "輸入", "消費", "在庫"),
-             title="非鉄金属等需給動態統計 (1)需給総括") -> bytes:
-    """A workbook in the layout rarewatch reads (flows/sources/meti/parse.py)."""
-    wb = openpyxl.Workbook()
-    wb.active.title = "目次"
-    ws = wb.create_sheet(sheet)
-    ws.append([title])
-    ws.append([unit])
-    ws.append(list(header))
-    for r in rows:
-        ws.append(list(r))
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-def meti_rows(metal="ニッケル", year=2019, consumption=10.0):
-    return [(metal, f"{year}年{m}月", 4.0, 15.0, consumption, 30.0 + m) for m in range(1, 13)]
-
-
-def test_meti_workbook_parses():
-    ref = ReleaseFile("meti", "2019.xlsx", "file:///2019.xlsx", published=dt.date(2020, 3, 1))
-    p = parse_workbook(ref, workbook(meti_rows() + [("コバルト", dt.datetime(2019, 1, 1), None, 1.5, "-", 2.0)]))
-    assert p.failures.is_empty()
-    ni = p.frame.filter(pl.col("metal") == "nickel")
-    assert ni.height == 12 and ni["consumption_t"].sum() == 120.0 and ni["stocks_t"].max() == 42.0
-    co = p.frame.filter(pl.col("metal") == "cobalt").row(0, named=True)
-    assert co["consumption_t"] is None and co["imports_t"] == 1.5 and co["month"] == 1
-    kg = parse_workbook(ref, workbook(meti_rows(), unit="単位：kg"))
-    assert kg.frame["consumption_t"][0] == pytest.approx(0.01)
-
-
-@pytest.mark.parametrize("data,problem", [
-    (workbook(meti_rows(), sheet="Sheet9", title="(2)品目別"), "no sheet titled"),
-    (workbook(meti_rows(), header=("A", "B", "C")), "no header row"),
-    (workbook(meti_rows(), unit="注記"), "no unit statement"),
-    (b"\xd0\xcf\x11\xe0old", "old .xls"),
-    (b"plain text", "not an .xlsx"),
-])
-def test_unknown_meti_layouts_are_rejected(data, problem):
-    with pytest.raises(ReleaseFileError, match=problem):
-        parse_workbook(ReleaseFile("meti", "w.xlsx", "file:///w.xlsx"), data)
-
-
-def test_meti_rows_after_the_survey_ended_or_unknown_metals_fail():
-    rows = [("ニッケル", "2021年1月", 1, 1, 1, 1), ("ウラン", "2019年1月", 1, 1, 1, 1)]
-    p = parse_workbook(ReleaseFile("meti", "w.xlsx", "file:///w.xlsx"), workbook(rows))
-    assert set(p.failures["check"]) == {"survey ended December 2020", "known metal"}
-
-
-def test_meti_discovery_refuses_periods_after_2020(settings_env):
-    from flows.errors import FetchError
-    from flows.httpclient import session
-    from flows.sources.meti import Meti
-
-    s = settings_env(meti_base_url="http://127.0.0.1:9")
-    with pytest.raises(FetchError, match="abolished in December 2020"):
-        Meti().discover(s, session(s), Month(2021, 3))
 
 
 # ----------------------------------------------------------------------------- confidential stocks

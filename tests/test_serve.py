@@ -43,7 +43,7 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         serve.deploy(env)
         deployments = api_call("POST", f"{api}/deployments/filter", json={}).json()
         by_name = {d["name"]: d for d in deployments}
-        assert set(by_name) == {"monthly-refresh", "backfill"}
+        assert set(by_name) == {"monthly-refresh", "backfill", "sources-check"}
         schema = by_name["backfill"]["parameter_openapi_schema"]["properties"]
         assert all(schema[p].get("description") for p in ("start", "end", "sources", "force"))
         worker = serve.start_worker(env)

@@ -51,7 +51,10 @@ def live(httpserver, settings_env):
         json.dumps({"elapsedTime": "0.1 secs", "count": 0, "data": [], "error": ""}), content_type="application/json")
     workbook = next((SAMPLES / "meti").glob("*.xlsx"))
     httpserver.expect_request("/statistics/coal_and_minerals/cm002/results.html").respond_with_data(
-        "<html><a href='/statistics/coal_and_minerals/cm002/xls/hitetsu_2020.xlsx'>2020</a></html>",
+        "<html><a href='/statistics/coal_and_minerals/cm002/r02.html'>令和2年</a></html>",
+        content_type="text/html; charset=utf-8")
+    httpserver.expect_request("/statistics/coal_and_minerals/cm002/r02.html").respond_with_data(
+        "<html><a href='/statistics/coal_and_minerals/cm002/xls/hitetsu_2020.xlsx'>令和2年12月分</a></html>",
         content_type="text/html; charset=utf-8")
     httpserver.expect_request("/statistics/coal_and_minerals/cm002/xls/hitetsu_2020.xlsx").respond_with_data(
         workbook.read_bytes(), content_type="application/vnd.ms-excel")

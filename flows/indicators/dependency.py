@@ -1,10 +1,10 @@
-"""Import-dependency indicators: partner shares, China's share, HHI (REFERENCE section 7).
+"""Import-dependency indicators: partner shares, China's share, HHI (docs/sources.md §7).
 
 Input is the trade frame every source gives (`Source.trade`): imports by year, month, metal and
 partner, with `value` (source currency) and `quantity` (net mass in kg, null when the row has no
 mass unit). Definitions:
 - partner share = partner / total, separately on value and on quantity; the total excludes
-  special areas (For Order, Unknown, bonded areas: REFERENCE 1.5 and 7), which are reported in
+  special areas (For Order, Unknown, bonded areas: docs/sources.md §1.5 and 7), which are reported in
   their own column; partners missing from the code table stay in the total and are reported;
 - HHI = sum of (100 * share)^2, 0..10,000 [World Mining Data]; effective suppliers = 10,000 / HHI
   (the numbers-equivalent);

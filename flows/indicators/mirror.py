@@ -3,7 +3,7 @@
 Japan's side: Japan Customs imports (latest vintage; kg and thousand yen) and Comtrade reporter
 392 flow M (kg and USD). Partner's side: Comtrade reporter = partner, flow X, partner 392.
 The two sides differ by CIF/FOB valuation, timing, origin vs consignment and confidentiality
-(REFERENCE 3: China reported 6,091.7 t of HS 850511 to Japan in 2022, Japan 3,743.8 t from China).
+(docs/sources.md §3: China reported 6,091.7 t of HS 850511 to Japan in 2022, Japan 3,743.8 t from China).
 Quantities compare across sources; values only in the same currency (Comtrade USD on both sides).
 """
 

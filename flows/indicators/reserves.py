@@ -1,4 +1,4 @@
-"""Reserve coverage: reference consumption, target-implied stocks, days of cover (REFERENCE 7).
+"""Reserve coverage: reference consumption, target-implied stocks, days of cover (docs/sources.md §7).
 
 Stock days (IEA; EU Directive 2009/119/EC): days of cover = stocks / average daily consumption
 of the reference year, the **previous calendar year**, or from 1 January to 30 June the **year
@@ -32,7 +32,7 @@ from flows.errors import RarewatchError
 from flows.periods import Month
 
 METHODS = ("meti", "baseline", "apparent")
-DEFAULT_TARGET_DAYS = 60  # the 1986 standard (REFERENCE 5)
+DEFAULT_TARGET_DAYS = 60  # the 1986 standard (docs/sources.md §5)
 BASELINE_MAX_AGE = 5
 
 

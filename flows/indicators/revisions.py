@@ -1,4 +1,4 @@
-"""What changed between vintages (REFERENCE 1.4: "the later version replaces the whole data").
+"""What changed between vintages (docs/sources.md §1.4: "the later version replaces the whole data").
 
 For each flow, month and 9-digit code, consecutive vintages are compared country by country (a
 country missing from one vintage counts as 0 there), and the differences are summed to metal and

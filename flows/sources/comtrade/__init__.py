@@ -1,4 +1,4 @@
-"""UN Comtrade: both sides of every flow, any country (REFERENCE section 3).
+"""UN Comtrade: both sides of every flow, any country (docs/sources.md §3).
 
 find releases (`api.plan`: one request per query and chunk of codes, or the inbox) -> fetch
 bytes (`api.fetch`, throttled) -> parse (`parse.parse_answer`) -> validate
@@ -22,7 +22,7 @@ from flows.sources.comtrade.parse import parse_answer
 from flows.warehouse import PartitionSpec
 from schemas.comtrade import ComtradeTrade
 
-# Totals only: every second partner, customs procedure and mode of transport (REFERENCE 3).
+# Totals only: every second partner, customs procedure and mode of transport (docs/sources.md §3).
 TOTALS = (pl.col("partner2_code") == 0) & (pl.col("customs_code") == "C00") & (pl.col("mot_code") == 0)
 
 

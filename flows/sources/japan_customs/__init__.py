@@ -49,7 +49,7 @@ class JapanCustoms(Source):
     def discover(self, settings: Settings, http: requests.Session, period: Period) -> list[ReleaseFile]:
         # A year means its full-year (December) release, which carries all twelve months.
         month = Month(period.year, 12) if isinstance(period, Year) else period
-        if settings.estat_app_id is not None:  # the API route (REFERENCE 1.3)
+        if settings.estat_app_id is not None:  # the API route (docs/sources.md §1.3)
             return estat_api.discover(settings, http, month)
         return estat_files.discover(settings, http, month)
 

@@ -196,6 +196,8 @@ def month_files(settings: Settings, http: requests.Session, flow: str, period: M
     """The CSV files of one flow and month, following the site: navigation page, month page."""
     nav_url, nav, links = year_months(settings, http, flow, period.year)
     if not links and not _FILE_LINK.search(nav):
+        if "該当するデータがありません" in nav or "該当データはありません" in nav:  # e-Stat's "no data" answer
+            raise NotPublished(SOURCE, nav_url, f"e-Stat lists no {flow} files for {period.year} yet")
         raise LayoutError(SOURCE, nav_url, LOOKED_FOR_NAV, _keep(settings, nav_url, nav, f"{flow}_{period.year}_nav"))
     if links:
         month_url = links.get(period.month) or list_page_url(settings, flow, period.year, code=month_code(period))

@@ -1,12 +1,12 @@
 """Parse a Japan Customs 品別国別表 CSV (commodity x country, one year) to clean monthly rows.
 
-Layout (REFERENCE 1.2, read by header *name*, never by position): `Exp or Imp, Year, HS, Country,
+Layout (docs/sources.md §1.2, read by header *name*, never by position): `Exp or Imp, Year, HS, Country,
 Unit1, Unit2, Quantity1-Year, Quantity2-Year, Value-Year`, then `Quantity1-<Mon>, Quantity2-<Mon>,
 Value-<Mon>` for Jan..Dec (45 columns). Quirks handled:
 - HS wrapped in single quotes (`'280530000'`); Country an integer (`105`);
 - older files spell April `Apl`;
 - Unit1 blank (spaces) with Quantity1 0; quantity 0 with value > 0 is legal (amounts under one
-  unit are dropped, REFERENCE 1.1);
+  unit are dropped, docs/sources.md §1.1);
 - `utf-8-sig` (BOM) or `cp932` encodings;
 - rows whose HS or Country is not a code (S-TOTAL and other summary rows) are skipped and counted;
 - a by-customs-office variant adds `Custom` after `Year` (46 columns): summed to national rows;
@@ -55,7 +55,7 @@ MEASURE_COLS = [f"{m}_{p}" for m in MEASURES for p in (*MONTH_NAMES, "year")]
 
 
 def decode(data: bytes, file: str) -> bytes:
-    """UTF-8 bytes of the file without BOM: `utf-8-sig` first, then `cp932` (REFERENCE 1.2)."""
+    """UTF-8 bytes of the file without BOM: `utf-8-sig` first, then `cp932` (docs/sources.md §1.2)."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -161,7 +161,7 @@ def rows_to_parsed(frame: pl.DataFrame, names: dict[str, str], ref: ReleaseFile,
     codes = frame.filter(is_code)
     skipped = {"summary_rows": frame.height - codes.height}
 
-    # Months carried: 1..last month with any non-zero figure in the whole file (REFERENCE 1.2).
+    # Months carried: 1..last month with any non-zero figure in the whole file (docs/sources.md §1.2).
     per_month = codes.select([
         pl.sum_horizontal([_as_int(pl.col(f"{m}_{p}")).fill_null(0).abs().sum() for m in MEASURES]).alias(p)
         for p in MONTH_NAMES
@@ -269,7 +269,7 @@ def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str,
         for i, p in enumerate(MONTH_NAMES[:last_month])
     ]).filter(pl.any_horizontal([(pl.col(m) != 0) | pl.col(m).is_null() for m in MEASURES]))
     keys = ["flow_code", "year", "month", "hs9", "country_code", "unit1", "unit2"]
-    if "customs_office" in long.columns:  # by-office variant: national rows (REFERENCE 1.2)
+    if "customs_office" in long.columns:  # by-office variant: national rows (docs/sources.md §1.2)
         long = long.group_by(keys).agg(pl.col("line").min(), *[pl.col(m).sum() for m in MEASURES])
     factor2 = pl.col("unit2").replace_strict(MASS_UNITS_KG, default=None, return_dtype=pl.Float64)
     factor1 = pl.col("unit1").replace_strict(MASS_UNITS_KG, default=None, return_dtype=pl.Float64)
