@@ -262,7 +262,7 @@ def test_other_tables_of_a_release_are_skipped_not_failed():
     imp = GaccImports().parse(ReleaseFile("gacc_imports", "p.html", "http://127.0.0.1/p.html"), imports_page(), "0" * 64, CAT)
     assert imp.skip is None and imp.failures.is_empty()
     assert rare_earth(imp)["quantity_month"] == 1000.0
-    assert "read by source gacc" in GaccImports().parse(ReleaseFile("gacc_imports", "q.html", "http://x/q"), page(),
+    assert "read by source gacc" in GaccImports().parse(ReleaseFile("gacc_imports", "q.html", "http://127.0.0.1/q.html"), page(),
                                                          "0" * 64, CAT).skip
     with pytest.raises(ReleaseFileError, match="not a China Customs release table: looked for"):
         parse(b"<html><body><table>" + b"<tr><td>a</td><td>b</td></tr>" * 6 + b"</table></body></html>")
