@@ -162,11 +162,12 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
 
 
 def published_files(wh: Warehouse, source: str) -> set[tuple[str, str]]:
-    """(sha256, url) of every file already published for a source (raw manifest)."""
+    """(sha256, url) of every file already published (or deliberately skipped) for a source (raw manifest)."""
     manifest = wh.raw_manifest(source)
     if manifest is None:
         return set()
-    return set(manifest.filter(pl.col("status") == "published").select("sha256", "url").iter_rows())
+    # a file skipped on purpose (another source's table) would be skipped again: done as well
+    return set(manifest.filter(pl.col("status").is_in(["published", "skipped"])).select("sha256", "url").iter_rows())
 
 
 def first_seen(wh: Warehouse, source: str) -> dict[str, dt.date]:

@@ -1,10 +1,11 @@
-"""Build constructed China Customs table (5) pages (CNY) for 2019-2020 in samples/inbox/gacc/.
+"""Build constructed China Customs table (5) and (6) pages (CNY) for 2019-2020 in samples/inbox/gacc/.
 
 CONSTRUCTED, in the markup of the real pages (../shared/fixtures/gacc): the rare-earth row uses
 the published figures docs/sources.md §8 gives (May 2019 3,639.5 t, Jan-May 19,265.8 t and
 Jan-May 2018 20,769.8 t; Mar 2020 5,551.4; Apr 4,316.7; Jun 2,893; Jul 1,620.3 (-69.1 % y/y);
 Jan-Jul 2020 22,735.8 (-20.2 %); Aug 1,642; years 2018 53,224, 2019 46,330, 2020 35,447.5);
-every other figure is invented to fit those totals. Values (CNY 100 million) are invented.
+every other figure is invented to fit those totals. Values (CNY 100 million) are invented, and so
+is every figure of the table (6) major-imports pages (same layout; docs/sources.md §2).
 Usage: python scripts/make_gacc_samples.py [OUT_DIR]   (default samples/inbox)
 """
 
@@ -23,13 +24,15 @@ RARE_EARTH = {
     2020: {2: 5400.0, 3: 5551.4, 4: 4316.7, 5: 2954.4, 6: 2893.0, 7: 1620.3, 8: 1642.0, 9: 2600.0, 10: 2800.0,
            11: 2900.0, 12: 2769.7},
 }
+# Rare-earth imports (table (6)), tonnes: INVENTED, of the order of China's imports of ores and compounds.
+RARE_EARTH_IMPORTS = {year: {m: round(q * 0.75, 1) for m, q in months.items()} for year, months in RARE_EARTH.items()}
 CNY_100M_PER_T = {2018: 0.00072, 2019: 0.00066, 2020: 0.00062}
 # Two other rows, for a realistic table: (label, unit, quantity per month, CNY 100 million per unit)
 OTHERS = [("Steel Products", "10,000 Tons", 550.0, 0.45), ("Coal & Lignite", "10,000 Tons", 50.0, 0.08)]
 
 
-def cumulative(year: int, month: int) -> float:
-    return round(sum(q for m, q in RARE_EARTH[year].items() if m <= month), 1)
+def cumulative(year: int, month: int, series: dict = RARE_EARTH) -> float:
+    return round(sum(q for m, q in series[year].items() if m <= month), 1)
 
 
 def value(q: float, year: int) -> float:
@@ -40,16 +43,17 @@ def fmt(x: float) -> str:
     return f"{x:,.1f}"
 
 
-def page(year: int, month: int) -> str:
+def page(year: int, month: int, table: int = 5) -> str:
+    series = RARE_EARTH if table == 5 else RARE_EARTH_IMPORTS
     jan_feb = month == 2
     name = "January-February" if jan_feb else calendar.month_name[month]
-    title = f"(5) China's Major Exports by Quantity and Value, {name} {year} (in CNY)"
+    title = f"({table}) China's Major {'Exports' if table == 5 else 'Imports'} by Quantity and Value, {name} {year} (in CNY)"
     short = calendar.month_abbr[month]
     span = "Jan-Feb" if jan_feb else f"Jan-{short}"
     groups = ([] if jan_feb else [short]) + [f"{span} in Total", f"{span} {year - 1} in Total",
                                               f"{span} Total Year-on-Year ±%"]
     rows = []
-    q_m, ytd, prior = RARE_EARTH[year][month], cumulative(year, month), cumulative(year - 1, month)
+    q_m, ytd, prior = series[year][month], cumulative(year, month, series), cumulative(year - 1, month, series)
     v_m, v_ytd, v_prior = value(q_m, year), value(ytd, year), value(prior, year - 1)
     cells = ([] if jan_feb else [fmt(q_m), fmt(v_m)]) + [fmt(ytd), fmt(v_ytd), fmt(prior), fmt(v_prior),
                                                           fmt(100 * (ytd / prior - 1)), fmt(100 * (v_ytd / v_prior - 1))]
@@ -92,7 +96,9 @@ def main(out: Path) -> None:
         old.unlink()
     for year in (2019, 2020):
         for month in range(2, 13):
-            (folder / f"table5_{year}-{month:02d}_cny.html").write_text(page(year, month), encoding="utf-8")
+            for table in (5, 6):
+                (folder / f"table{table}_{year}-{month:02d}_cny.html").write_text(page(year, month, table),
+                                                                                   encoding="utf-8")
     print(f"wrote {len(list(folder.glob('*.html')))} pages to {folder}")
 
 
