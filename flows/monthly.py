@@ -169,17 +169,16 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
     failures: list[SourceFailed] = []
     for name in names:
         source = known[name]
-        if (not sources and settings.inbox is not None
-                and not inbox_files(source, settings.inbox)):
+        from_inbox = settings.inbox is not None and bool(inbox_files(source, settings.inbox))
+        if not sources and settings.inbox is not None and not from_inbox:
             # An offline run over an inbox: sources with no files there are left alone.
             results[name] = {"status": "skipped", "reason": f"no files in {settings.inbox}/{name}"}
             continue
         month = due_period(settings, name, period, now)
-        if month is None and not (settings.inbox is not None and inbox_files(source, settings.inbox)):
+        if month is None and not from_inbox:
             results[name] = {"status": "skipped", "reason": "no release due"}
             continue
-        live = not (settings.inbox is not None and inbox_files(source, settings.inbox))
-        if live:  # the site first: a layout rarewatch does not know stops this source at once
+        if not from_inbox:  # the site first: a layout rarewatch does not know stops this source at once
             check = check_layout(settings, name, now, month)
             if not check.recognised and check.reachable:
                 error = LayoutError(name, "sources check", f"{check.problem}\n{checks.report([check])}")

@@ -193,8 +193,9 @@ def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile, catalogu
                       sort_keys=True).encode()
 
 
-def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]]:
-    """The API document as release rows in the CSV route's canonical layout (strings, `line`)."""
+def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str], dict]:
+    """The API document as release rows in the CSV route's canonical layout (strings, `line`),
+    the column names to show in messages, and the table's TABLE_INF."""
     try:
         doc = json.loads(data)
         items = resolve_items(doc["meta"], ref.name)
@@ -249,7 +250,7 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
         "line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2", *measure_cols)
     names = {c: f"cat02 {c}" for c in frame.columns if c != "line"}
     names.update({"hs9": "@cat01", "country_code": "@area", "year": "@time"})
-    return frame, names
+    return frame, names, table_inf(doc)
 
 
 def table_inf(doc: dict) -> dict:
@@ -292,8 +293,7 @@ def parse(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> P
     from the table's description when it states it, else from the release calendar."""
     from flows.sources.japan_customs.parse import rows_to_parsed
 
-    frame, names = to_rows(ref, data)
-    inf = table_inf(json.loads(data))
+    frame, names, inf = to_rows(ref, data)
     year = int(frame["year"].drop_nulls().head(1).item()) if frame.height else 0
     ref = replace(ref, published=updated_date(inf) or ref.published,
                   stages=tuple(sorted(description_stages(inf, year).items())) or ref.stages)
