@@ -1,15 +1,21 @@
-"""Prefect flow `backfill`: a range of months of any sources, months in parallel, one writer.
+"""Prefect flow `backfill`: a range of months of any sources, each release file read once, one writer.
 
-Fetching (network) runs in parallel on the task runner (threads by default, a Dask cluster with
-RAREWATCH_DASK_ADDRESS or RAREWATCH_DASK_LOCAL); landing runs in the flow, one month after the
-other, so two months never write the same partition or manifest at once (a Japan Customs release
-carries every month of its year). A month whose release files are already published unchanged
-(same sha256) is skipped unless `force`; a failed month is reported and the others still land, so
-re-running does only what failed. A progress artifact follows the months; a table closes the run.
+Work is planned by release, not by month: a source's inbox files are all read once, whatever
+months they carry, and a live source fetches each release once (`Source.release_periods`: one
+Japan Customs file carries its whole year so far). Fetching (network) runs in parallel on the
+task runner (threads by default, a Dask cluster with RAREWATCH_DASK_ADDRESS or
+RAREWATCH_DASK_LOCAL), the bytes going straight to the raw zone; landing runs in the flow, one
+release after the other, so two never write the same partition or manifest at once. Reading is
+streamed (at most `max_parallel` files in memory) and a file already published unchanged (same
+sha256 and URL) is not parsed again unless `force`. The files sharing a year are published
+together, all or nothing; a release failing is reported and the others still land, so re-running
+does only what failed. A progress artifact follows the releases; a table closes the run with one
+row (and one log line) per month and source.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -21,23 +27,33 @@ from pydantic import Field
 
 from flows import pipeline
 from flows.catalogue import Catalogue
-from flows.errors import SourceFailed
+from flows.errors import RarewatchError, SourceFailed
+from flows.httpclient import session
 from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
-from flows.periods import Month, month_range
+from flows.periods import Month, MonthSpan, month_range, parse_period
+from flows.progress import step
 from flows.settings import Settings
-from flows.sources import inbox_files, registry
+from flows.sources import Source, inbox_files, registry
 from flows.views import write_views
-from flows.warehouse import Warehouse, sha256_bytes
+from flows.warehouse import Warehouse
 
 MonthText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
 
 
-@task(cache_policy=NO_CACHE, task_run_name="fetch-{source_name}-{month}")
-def fetch_month(settings: Settings, source_name: str, month: str) -> list[pipeline.Fetched]:
-    """Find and fetch a month's release files."""
+@task(cache_policy=NO_CACHE, task_run_name="fetch-{source_name}-{period}")
+def fetch_period(settings: Settings, source_name: str, period: str) -> list[pipeline.Fetched]:
+    """Find and download one release of a live source; its bytes go to the raw zone at once."""
     source = registry()[source_name]
-    refs = pipeline.find_releases(settings, source, Month.parse(month))
-    return [pipeline.fetch_release(settings, source, ref) for ref in refs]
+    refs = source.discover(settings, session(settings), parse_period(period))
+    return [pipeline.fetch_release(settings, source, ref, keep_raw=True) for ref in refs]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="land-{source_name}-{label}")
+def land_files(settings: Settings, source_name: str, label: str, fetched: list[pipeline.Fetched], span: MonthSpan,
+               force: bool, parallel: int) -> list[GroupResult]:
+    """Read each file once (unchanged ones are not parsed unless `force`), then publish the files
+    of each release together; a release failing never stops the others."""
+    return land_groups(settings, registry()[source_name], fetched, span, force=force, parallel=parallel)
 
 
 def _runner(settings: Settings, workers: int):
@@ -84,49 +100,136 @@ def backfill(
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(registry())}")
     months = [str(m) for m in month_range(first, last)]
     with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # never beside another writing run
-        return backfill_months.with_options(task_runner=_runner(settings, max_parallel))(settings, months, names, force)
+        return backfill_months.with_options(task_runner=_runner(settings, max_parallel))(
+            settings, months, names, force, max_parallel)
 
 
 @flow(name="backfill-months")
-def backfill_months(settings: Settings, months: list[str], names: list[str], force: bool) -> dict[str, Any]:
-    """Fetch in parallel, land in order, then recompute what changed."""
+def backfill_months(settings: Settings, months: list[str], names: list[str], force: bool,
+                    max_parallel: int = 4) -> dict[str, Any]:
+    """Fetch in parallel, land in order (each file once), then recompute what changed."""
     logger = get_run_logger()
-    jobs = [(m, n) for m in months for n in names]
+    span = MonthSpan(Month.parse(months[0]), Month.parse(months[-1]))
+    wanted = [Month.parse(m) for m in months]
+    known = registry()
+    # Units of work: all of a source's inbox files at once (read once, whatever months they
+    # carry), or one live release per unit (`release_periods`: a Japan Customs year is one release).
+    units: list[tuple[str, str, Any]] = []
+    for n in names:
+        refs = inbox_files(known[n], settings.inbox) if settings.inbox is not None else []
+        if refs:
+            units.append((n, "inbox", [pipeline.Fetched(r) for r in refs]))
+        else:
+            units += [(n, str(period), None) for period, _ in known[n].release_periods(wanted)]
     progress = create_progress_artifact(progress=0.0, key="backfill-progress",
                                         description=f"backfill {months[0]}..{months[-1]}: {', '.join(names)}")
-    futures = {(m, n): fetch_month.submit(settings, n, m) for m, n in jobs}
-    wh = Warehouse(settings.warehouse)
-    rows, landed, failed = [], set(), []
-    for i, (m, n) in enumerate(jobs, start=1):
-        row = {"month": m, "source": n, "status": "", "files": 0, "unchanged": 0, "rows_written": 0, "error": ""}
+    futures = {(n, label): fetch_period.submit(settings, n, label) for n, label, refs in units if refs is None}
+    results: dict[str, list[GroupResult]] = {n: [] for n in names}
+    for i, (n, label, refs) in enumerate(units, start=1):
         try:
-            fetched = futures[(m, n)].result()
-            # Checked here, not when fetching: an earlier month may just have published these bytes.
-            published = set() if force else pipeline.published_files(wh, n)
-            todo = [f for f in fetched if (sha256_bytes(f.data), f.ref.url) not in published]
-            row.update(files=len(fetched), unchanged=len(fetched) - len(todo))
-            if not todo:
-                row["status"] = "unchanged" if fetched else "no files"
-            else:
-                report = pipeline.land(settings, registry()[n], todo, Catalogue.load(), Month.parse(m))
-                row.update(status="landed" if report.rows_written else "nothing new", rows_written=report.rows_written)
-                if report.rows_written:
-                    landed.add(n)
-        except Exception as e:  # one month failing never loses the others
-            logger.error("%s %s failed: %s", n, m, e)
-            row.update(status="failed", error=str(e)[:500])
-            failed.append(SourceFailed(f"{n} {m}", [e]))
-        rows.append(row)
-        update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(jobs))
-    for n in sorted(landed):
+            fetched = refs if refs is not None else futures.pop((n, label)).result()
+            groups = land_files(settings, n, label, fetched, span, force, max_parallel)
+        except Exception as e:  # a release that cannot be fetched: reported, the others still land
+            logger.error("%s %s failed: %s", n, label, e)
+            months_of = [str(m) for p, ms in known[n].release_periods(wanted) if str(p) == label for m in ms]
+            groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=months_of)]
+        results[n] += groups
+        update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(units))
+        step(f"{n} {label}", i, len(units))
+    rows = month_rows(results, months)
+    for r in rows:
+        logger.info("%s %s: %s", r["month"], r["source"], r["detail"])
+    landed = sorted(n for n, gs in results.items() if any(g.rows_written for g in gs))
+    for n in landed:
         compute_indicators(settings, n)
-    if landed & {"comtrade", "japan_customs"}:
+    if set(landed) & {"comtrade", "japan_customs"}:
         compute_mirror_gaps(settings)
-    if landed & {"japan_customs", "meti"}:
+    if set(landed) & {"japan_customs", "meti"}:
         compute_reserves(settings)
     if landed:
-        write_views(wh)
+        write_views(Warehouse(settings.warehouse))
     create_table_artifact(key="backfill-summary", table=rows, description="What happened per month and source")
-    if failed:
-        raise SourceFailed("backfill", [e for f in failed for e in f.errors])
-    return {"jobs": rows, "landed": sorted(landed)}
+    errors = [g.error for gs in results.values() for g in gs if g.status == "failed"]
+    if errors:
+        raise SourceFailed("backfill", [RarewatchError(e) for e in errors])
+    return {"jobs": rows, "landed": landed, "releases": {n: [g.as_dict() for g in gs] for n, gs in results.items()}}
+
+
+@dataclass
+class GroupResult:
+    """What landing one release (the files sharing its months) did."""
+
+    label: str  # e.g. "2019" or the files' names
+    status: str  # landed, unchanged, nothing new, outside, failed
+    files: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)
+    rows_by_month: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.rows_by_month.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"release": self.label, "status": self.status, "files": len(self.files),
+                "unchanged": len(self.unchanged), "rows_written": self.rows_written, "error": self.error}
+
+
+def land_groups(settings: Settings, source: Source, fetched: list[pipeline.Fetched], span: MonthSpan, *,
+                force: bool = False, parallel: int = 1) -> list[GroupResult]:
+    """Read every file once, group them by release (`pipeline.release_groups`), publish each group
+    (all or nothing per release) and say what happened to each."""
+    wh = Warehouse(settings.warehouse)
+    unchanged = None if force else pipeline.published_files(wh, source.name)
+    files = pipeline.read_files(settings, source, fetched, Catalogue.load(), span, unchanged=unchanged,
+                                parallel=parallel)
+    out = []
+    for group in pipeline.release_groups(files):
+        months = sorted({str(m) for f in group for m in f.months if m in span})
+        names = [f.ref.name for f in group]
+        years = sorted({m.year for f in group for m in f.months})
+        label = (f"{years[0]}" if len(years) == 1 else f"{years[0]}-{years[-1]}") if years else names[0]
+        if all(f.status == "outside" for f in group):
+            continue
+        if all(f.status in ("unchanged", "skipped", "outside") for f in group):
+            out.append(GroupResult(label, "unchanged", names, [f.ref.name for f in group if f.status == "unchanged"],
+                                   months))
+            continue
+        try:
+            report = pipeline.publish_files(settings, source, [f for f in group if f.status != "unchanged"])
+        except SourceFailed as e:
+            out.append(GroupResult(label, "failed", names, [], months, error=str(e)))
+            continue
+        out.append(GroupResult(label, "landed" if report.rows_written else "nothing new", names,
+                               [f.ref.name for f in group if f.status == "unchanged"], months,
+                               {m: n for m, n in report.rows_by_month.items()}))
+    return out
+
+
+def month_rows(results: dict[str, list[GroupResult]], months: list[str]) -> list[dict[str, Any]]:
+    """One row per month and source: what landed, from how many files, how many unchanged."""
+    rows = []
+    for n, groups in results.items():
+        for m in months:
+            touching = [g for g in groups if m in g.months]
+            files = sum(len(g.files) for g in touching)
+            unchanged = sum(len(g.unchanged) for g in touching)
+            written = sum(g.rows_by_month.get(m, 0) for g in touching)
+            status = ("failed" if any(g.status == "failed" for g in touching) else "landed" if written
+                      else "unchanged" if unchanged else "nothing new" if touching else "no files")
+            error = next((g.error for g in touching if g.status == "failed"), "")
+            detail = {"landed": f"{written:,} rows landed from {files} file(s) ({unchanged} unchanged)",
+                      "unchanged": f"{files} file(s) unchanged, nothing to land",
+                      "failed": "failed: " + error.split("\n")[0],
+                      "nothing new": f"{files} file(s) read, no rows for this month",
+                      "no files": "no release file carries this month"}[status]
+            rows.append({"month": m, "source": n, "status": status, "files": files, "unchanged": unchanged,
+                         "rows_written": written, "detail": detail})
+    # groups whose months are unknown (a file that could not be read) are reported on their own
+    for n, groups in results.items():
+        for g in groups:
+            if not g.months and g.status == "failed":
+                rows.append({"month": "-", "source": n, "status": "failed", "files": len(g.files), "unchanged": 0,
+                             "rows_written": 0, "detail": "failed: " + g.error.split("\n")[0]})
+    return rows

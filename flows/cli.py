@@ -16,6 +16,15 @@ def _period(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{e} or YYYY") from None
 
 
+def _month(text: str) -> str:
+    from flows.periods import Month
+
+    try:
+        return str(Month.parse(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rarewatch",
@@ -32,6 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "release due of each source, or everything in the inbox")
     r.add_argument("--source", action="append", dest="sources", metavar="NAME",
                    help="source to refresh: japan_customs, gacc, comtrade (repeatable; default: all)")
+    b = sub.add_parser("backfill", help="land every release of a range of months, each file read once",
+                       description="Run the backfill flow over START..END (YYYY-MM, inclusive): with RAREWATCH_INBOX "
+                       "holding files, those are read (once each, whatever months they carry); otherwise each "
+                       "release is fetched from its source. Files already published unchanged are not read again "
+                       "unless --force. A progress bar follows the releases; a table closes the run.")
+    b.add_argument("start", type=_month, metavar="START", help="first month, YYYY-MM")
+    b.add_argument("end", type=_month, metavar="END", help="last month, YYYY-MM")
+    b.add_argument("--source", action="append", dest="sources", metavar="NAME",
+                   help="source to backfill (repeatable; default: those with inbox files, else all)")
+    b.add_argument("--force", action="store_true", help="land files again even when unchanged")
+    b.add_argument("--parallel", type=int, default=2, metavar="N",
+                   help="releases fetched and files parsed at once (default 2)")
+    srv = sub.add_parser("server", help="the long-lived local Prefect server one-off commands reuse",
+                         description="rarewatch commands reuse one local Prefect server (started on first use, "
+                         "recorded in $PREFECT_HOME/rarewatch-server.json) instead of paying Prefect's temporary "
+                         "server at every command. RAREWATCH_PREFECT=ephemeral turns this off; PREFECT_API_URL "
+                         "points at another server.")
+    srv.add_argument("action", choices=["start", "stop", "status"])
     src = sub.add_parser("sources", help="operator checks of the live sources")
     src_sub = src.add_subparsers(dest="sources_command", required=True)
     chk = src_sub.add_parser("check", help="is each live source reachable and its layout recognised? (writes nothing)",
@@ -49,11 +76,88 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Run logs still reach the Prefect backend (UI); the console shows only our own summary.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    if args.command == "server":
+        return _server(args.action)
+    if args.command in ("refresh", "backfill"):
+        from flows.prefect_api import PrefectUnavailable, ensure_api
+
+        try:
+            ensure_api()
+        except PrefectUnavailable as e:
+            print(f"rarewatch {args.command}: {e}", file=sys.stderr)
+            return 1
     if args.command == "refresh":
         return _refresh(args.period, args.sources)
+    if args.command == "backfill":
+        return _backfill(args.start, args.end, args.sources, args.force, args.parallel)
     if args.command == "sources" and args.sources_command == "check":
         return _sources_check(args.sources)
     return 2
+
+
+def _server(action: str) -> int:
+    from flows import prefect_api
+
+    try:
+        if action == "start":
+            print(f"Prefect API: {prefect_api.start_server()}")
+        elif action == "stop":
+            print("stopped" if prefect_api.stop_server() else "no rarewatch Prefect server was running")
+        else:
+            state = prefect_api.recorded()
+            if state is None:
+                print("no rarewatch Prefect server is running (the next command starts one)")
+                return 1
+            up = prefect_api.healthy(state["url"])
+            print(f"{'running' if up else 'not answering'}: {state['url']} (pid {state['pid']}, log {state['log']})")
+            return 0 if up else 1
+    except prefect_api.PrefectUnavailable as e:
+        print(f"rarewatch server {action}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _backfill(start: str, end: str, sources: list[str] | None, force: bool, parallel: int) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from flows.backfill import backfill
+    from flows.errors import RarewatchError
+    from flows.progress import listening
+
+    console = Console(stderr=True)
+    result: dict | None = None
+    error: Exception | None = None
+    with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        job = bar.add_task(f"{start}..{end}", total=None)
+
+        def on_step(message: str, done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total, description=f"{start}..{end}: {message}")
+
+        with listening(on_step):
+            try:
+                result = backfill(start=start, end=end, sources=sources, force=force, max_parallel=max(1, parallel))
+            except (RarewatchError, ValueError) as e:
+                error = e
+    jobs = result["jobs"] if result else []
+    table = Table(title=f"backfill {start}..{end}")
+    for col in ("source", "year", "months landed", "rows landed", "unchanged", "failed"):
+        table.add_column(col, justify="right" if col not in ("source",) else "left")
+    by: dict[tuple[str, str], list[dict]] = {}
+    for j in jobs:
+        by.setdefault((j["source"], j["month"][:4]), []).append(j)
+    for (source, year), rows in sorted(by.items()):
+        table.add_row(source, year, str(sum(r["status"] == "landed" for r in rows)),
+                      f"{sum(r['rows_written'] for r in rows):,}", str(sum(r["status"] == "unchanged" for r in rows)),
+                      str(sum(r["status"] == "failed" for r in rows)))
+    if jobs:
+        Console().print(table)
+    if error is not None:
+        print(f"rarewatch backfill failed:\n{error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _sources_check(sources: list[str] | None) -> int:

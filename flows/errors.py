@@ -53,6 +53,7 @@ class ValidationFailed(RarewatchError):
                  n_failures: int):
         self.source, self.file, self.dataset = source, file, dataset
         self.failures, self.quarantined, self.n_failures = failures, quarantined, n_failures
+        self.rows = n_failures  # rows refused; set by the caller when a row fails several checks
         shown = "\n  ".join(failures[:10])
         more = f"\n  ... and {n_failures - 10} more" if n_failures > 10 else ""
         where = f"\n  failure cases kept in {quarantined}" if quarantined else ""

@@ -54,6 +54,20 @@ class Year:
         return [Month(self.year, m) for m in range(1, 13)]
 
 
+@dataclass(frozen=True, order=True)
+class MonthSpan:
+    """Months first..last inclusive (a backfill's range)."""
+
+    first: Month
+    last: Month
+
+    def __str__(self) -> str:
+        return f"{self.first}..{self.last}"
+
+    def __contains__(self, m: object) -> bool:
+        return isinstance(m, Month) and self.first <= m <= self.last
+
+
 Period = Month | Year
 
 
@@ -65,10 +79,12 @@ def parse_period(text: str) -> Period:
     return Month.parse(t)
 
 
-def covers(period: Period, months: list[Month]) -> bool:
+def covers(period: Period | MonthSpan, months: list[Month]) -> bool:
     """Does a release carrying `months` carry `period` (a month, or any month of a year)?"""
     if isinstance(period, Year):
         return any(m.year == period.year for m in months)
+    if isinstance(period, MonthSpan):
+        return any(m in period for m in months)
     return period in months
 
 

@@ -6,7 +6,13 @@ testable and importable on its own. Every function takes the Settings it needs a
 
 from __future__ import annotations
 
+import bisect
+import copy
 import datetime as dt
+import functools
+import itertools
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -22,19 +28,40 @@ from flows.httpclient import session
 from flows.indicators import IMPORT_DEPENDENCY, PARTNER_SHARES, dependency
 from dataclasses import replace
 
-from flows.periods import Month, Period, covers
+from flows.periods import Month, MonthSpan, Period, covers, month_range
 from flows.settings import Settings
 from flows.sources.meti.parse import metal_monthly
-from flows.sources import Parsed, ReleaseFile, Source, inbox_files
-from flows.warehouse import PartitionSpec, Warehouse
+from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile, Source, inbox_files, no_failures
+from flows.warehouse import PartitionSpec, Warehouse, sha256_bytes
 from schemas.indicators import ImportDependency, PartnerShares
 from schemas.raw import RawManifest
 
 
 @dataclass
 class Fetched:
+    """A release file to land. Its bytes travel only as far as they must: an inbox file is read when
+    it is landed (`data` None, a `file:` URL), a downloaded file may already sit in the raw zone
+    (`raw`, kept by the fetch so a backfill holds no bytes between fetching and landing)."""
+
     ref: ReleaseFile
-    data: bytes
+    data: bytes | None = None
+    raw: str | None = None  # path of the bytes under the warehouse root (raw zone)
+
+    def load(self, wh: Warehouse) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.raw is not None:
+            return wh.read_bytes(self.raw)
+        return read_inbox_file(self.ref)
+
+
+def read_inbox_file(ref: ReleaseFile) -> bytes:
+    """The bytes of an inbox file (`file:` URL); every read of the inbox goes through here."""
+    path = Path(unquote(urlparse(ref.url).path))
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise FetchError(ref.source, ref.url, f"cannot read inbox file: {e.strerror}") from None
 
 
 @dataclass
@@ -48,6 +75,7 @@ class LandReport:
     months: list[str] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # "name: reason" of files recognised and not read
+    rows_by_month: dict[str, int] = field(default_factory=dict)  # clean rows landed per YYYY-MM (YYYY: annual)
 
 
 # ----------------------------------------------------------------------------- find and fetch
@@ -65,85 +93,154 @@ def find_releases(settings: Settings, source: Source, period: Period | None,
 
 
 def fetch_release(settings: Settings, source: Source, ref: ReleaseFile,
-                  http: requests.Session | None = None) -> Fetched:
-    """The bytes of one release file: read from the inbox, or downloaded."""
+                  http: requests.Session | None = None, *, keep_raw: bool = False) -> Fetched:
+    """A release file ready to land: an inbox file as a reference (read when landed), a live one
+    downloaded; with `keep_raw`, its bytes go to the raw zone at once and are not held."""
     if ref.url.startswith("file:"):
-        path = Path(unquote(urlparse(ref.url).path))
-        try:
-            return Fetched(ref, path.read_bytes())
-        except OSError as e:
-            raise FetchError(source.name, ref.url, f"cannot read inbox file: {e.strerror}") from None
-    return Fetched(ref, source.fetch(settings, http or session(settings), ref))
+        return Fetched(ref)
+    data = source.fetch(settings, http or session(settings), ref)
+    if keep_raw:
+        _, url = Warehouse(settings.warehouse).put_raw(source.name, ref.name, data)
+        return Fetched(ref, raw=url[len(Warehouse(settings.warehouse).root_url) + 1:])
+    return Fetched(ref, data)
 
 
 # ----------------------------------------------------------------------------- land
-def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: Catalogue,
-         period: Period | None = None) -> LandReport:
-    """Keep raw bytes, parse, validate and publish a batch of release files of one source.
+@dataclass
+class ReadFile:
+    """One release file after reading: kept raw, parsed (or refused, skipped, unchanged)."""
 
-    All or nothing: if any file is malformed, its failure cases go to quarantine, every problem
-    is raised together in a SourceFailed, and no clean partition is touched. With `period`,
-    only files carrying that month are landed (inbox files hold whole years).
+    ref: ReleaseFile
+    status: str  # "parsed", "failed", "skipped" (recognised, not read), "unchanged", "outside" (not the period)
+    sha256: str = ""
+    raw_url: str = ""
+    size: int = 0
+    parsed: Parsed | None = None
+    error: Exception | None = None
+    entry: dict | None = None  # its raw-manifest entry
+    months_text: str | None = None  # months of an unchanged file, as its manifest entry gives them
+
+    @property
+    def years(self) -> set[int]:
+        return {m.year for m in self.months}
+
+    @property
+    def months(self) -> list[Month]:
+        """Months the file carries (of an unchanged file: from the raw manifest, when recorded)."""
+        if self.parsed is not None:
+            return list(self.parsed.months)
+        if self.months_text:
+            first, _, last = self.months_text.partition("..")
+            return month_range(Month.parse(first), Month.parse(last or first))
+        return []
+
+
+def read_files(settings: Settings, source: Source, fetched: Iterable[Fetched], catalogue: Catalogue,
+               period: Period | MonthSpan | None = None, *,
+               unchanged: Mapping[tuple[str, str], str | None] | None = None,
+               parallel: int = 1) -> list[ReadFile]:
+    """Read each file once: keep its bytes in the raw zone, parse it, quarantine a malformed one.
+
+    Streaming: a file's bytes are dropped once it is parsed (only its clean rows are kept), and at
+    most `parallel` files are in memory at once. A file whose (sha256, url) is in `unchanged` is
+    not parsed. With `period`, a file not carrying that period is left out.
+    """
+    wh = Warehouse(settings.warehouse)
+    retrieved_at = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    seen = first_seen(wh, source.name) if source.vintage_fallback == "first_seen" else {}
+
+    def one(f: Fetched) -> ReadFile:
+        data = f.load(wh)
+        sha = sha256_bytes(data)
+        if unchanged is not None and (sha, f.ref.url) in unchanged:
+            return ReadFile(f.ref, "unchanged", sha, size=len(data), months_text=unchanged[(sha, f.ref.url)])
+        sha, raw_url = wh.put_raw(source.name, f.ref.name, data)
+        ref = f.ref
+        if ref.published is None and source.vintage_fallback == "first_seen":
+            # No publication date: the day these bytes were first seen, stable across re-runs.
+            ref = replace(ref, published=seen.get(sha, retrieved_at.date()))
+        entry = {"source": source.name, "file": ref.name, "url": ref.url, "sha256": sha, "size": len(data),
+                 "raw_path": raw_url, "retrieved_at": retrieved_at, "vintage": None, "release": None,
+                 "status": "rejected", "rows": None, "note": None, "months": None}
+        out = ReadFile(ref, "failed", sha, raw_url, len(data), entry=entry)
+        try:
+            parsed = source.parse(ref, data, sha, catalogue)
+        except ReleaseFileError as e:
+            out.error = e
+            return out
+        out.parsed = parsed
+        if parsed.skip is not None:  # recognised, deliberately not read: noted, never a failure
+            entry.update(status="skipped", rows=0, note=parsed.skip)
+            out.status = "skipped"
+            return out
+        entry.update(vintage=parsed.vintage, release=parsed.release_text, rows=parsed.frame.height,
+                     note=", ".join(f"{k}={v}" for k, v in sorted(parsed.skipped.items()) if v) or None,
+                     months=f"{min(parsed.months)}..{max(parsed.months)}" if parsed.months else None)
+        if period is not None and parsed.failures.is_empty() and parsed.months and not covers(period, parsed.months):
+            out.status, out.entry, out.parsed = "outside", None, None
+            return out
+        if not parsed.failures.is_empty():
+            out.error = _refuse(wh, source, ref, sha, data, parsed.failures)
+            return out
+        if parsed.rejected is not None and parsed.rejected.height:
+            wh.quarantine(source.dataset, f"{sha[:12]}_{ref.name}_rejected",
+                          _quarantine_frame(source, ref, sha, data, parsed.rejected))
+        out.status = "parsed"
+        return out
+
+    if parallel > 1:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"read-{source.name}") as pool:
+            return list(pool.map(one, fetched))
+    return [one(f) for f in fetched]
+
+
+def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> LandReport:
+    """Check a batch of read files together and publish them: all or nothing.
+
+    The batch's own checks (`source.check_rows`) and the clean model run once over every file's
+    rows; a failure names file, line and column and keeps the rows in quarantine. If any file of
+    the batch is refused, every problem is raised together in a SourceFailed and no clean
+    partition is touched.
     """
     wh = Warehouse(settings.warehouse)
     wh.sweep_staging()
     report = LandReport(source.name)
-    errors: list[Exception] = []
-    manifest: list[dict] = []
-    good: list[tuple[Fetched, Parsed, str]] = []
-    retrieved_at = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
-    seen = first_seen(wh, source.name)
-
-    for f in fetched:
-        sha, raw_url = wh.put_raw(source.name, f.ref.name, f.data)
-        if f.ref.published is None and source.vintage_fallback == "first_seen":
-            # No publication date: the day these bytes were first seen, stable across re-runs.
-            f = Fetched(replace(f.ref, published=seen.get(sha, retrieved_at.date())), f.data)
-        entry = {"source": source.name, "file": f.ref.name, "url": f.ref.url, "sha256": sha, "size": len(f.data),
-                 "raw_path": raw_url, "retrieved_at": retrieved_at, "vintage": None, "release": None,
-                 "status": "rejected", "rows": None, "note": None}
-        manifest.append(entry)
-        try:
-            parsed = source.parse(f.ref, f.data, sha, catalogue)
-        except ReleaseFileError as e:
-            errors.append(e)
-            continue
-        if parsed.skip is not None:  # recognised, deliberately not read: noted, never a failure
-            entry.update(status="skipped", rows=0, note=parsed.skip)
-            report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: {parsed.skip}"})
-            report.skipped_files.append(f"{f.ref.name}: {parsed.skip}")
-            continue
-        entry.update(vintage=parsed.vintage, release=parsed.release_text, rows=parsed.frame.height,
-                     note=", ".join(f"{k}={v}" for k, v in sorted(parsed.skipped.items()) if v) or None)
-        if period is not None and parsed.failures.is_empty() and parsed.months and not covers(period, parsed.months):
-            manifest.pop()
-            report.files.append({"file": f.ref.name, "sha256": sha, "status": f"skipped: does not carry {period}"})
-            continue
-        failures = parsed.failures
-        if failures.is_empty() and parsed.frame.height:
-            failures = model_failures(source.model, parsed.frame)
-        if not failures.is_empty():
-            where = wh.quarantine(source.dataset, f"{sha[:12]}_{f.ref.name}",
-                                  _quarantine_frame(source, f, sha, failures))
-            messages = [_failure_message(r) for r in failures.iter_rows(named=True)]
-            errors.append(ValidationFailed(source.name, f.ref.name, source.dataset, messages, where, failures.height))
-            report.rows_rejected += failures["line"].n_unique()
-            continue
-        if parsed.rejected is not None and parsed.rejected.height:
-            wh.quarantine(source.dataset, f"{sha[:12]}_{f.ref.name}_rejected",
-                          _quarantine_frame(source, f, sha, parsed.rejected))
-            report.rows_rejected += parsed.rejected["line"].n_unique()
-        good.append((f, parsed, sha))
-        report.files.append({"file": f.ref.name, "sha256": sha, "vintage": str(parsed.vintage),
-                             "release": parsed.release_text, "rows": parsed.frame.height,
-                             "months": f"{parsed.months[0]}..{parsed.months[-1]}" if parsed.months else "",
-                             **{f"skipped_{k}": v for k, v in parsed.skipped.items()}, "status": "ok"})
-
+    errors = [f.error for f in files if f.error is not None]
+    good = [f for f in files if f.status == "parsed"]
+    row_failures = source.check_rows([f.parsed for f in good])  # type: ignore[misc]
+    with_rows = [f for f in good if f.parsed.frame.height]  # type: ignore[union-attr]
+    model_fail = dict(zip(map(id, with_rows), batch_model_failures(source.model, [f.parsed.frame for f in with_rows])))  # type: ignore[union-attr]
+    for f, rows in zip(good, row_failures):
+        # the file's own row checks first: the clean model's failures would only repeat them
+        failures = rows if rows.height else model_fail.get(id(f), no_failures())
+        if failures.height:
+            f.status = "failed"
+            f.error = _refuse(wh, source, f.ref, f.sha256, read_raw(wh, f.raw_url), failures.sort("line", "column"))
+            errors.append(f.error)
+    for f in files:
+        if f.status == "failed":
+            report.rows_rejected += f.error.rows if isinstance(f.error, ValidationFailed) else 0
+        if f.status == "skipped":
+            report.files.append({"file": f.ref.name, "sha256": f.sha256, "status": f"skipped: {f.parsed.skip}"})  # type: ignore[union-attr]
+            report.skipped_files.append(f"{f.ref.name}: {f.parsed.skip}")  # type: ignore[union-attr]
+        elif f.status == "outside":
+            report.files.append({"file": f.ref.name, "sha256": f.sha256, "status": "skipped: does not carry the period"})
+        elif f.status == "unchanged":
+            report.files.append({"file": f.ref.name, "sha256": f.sha256, "status": "unchanged"})
+        elif f.status == "parsed":
+            p = f.parsed
+            if p.rejected is not None and p.rejected.height:  # type: ignore[union-attr]
+                report.rows_rejected += p.rejected["line"].n_unique()  # type: ignore[union-attr]
+            report.files.append({"file": f.ref.name, "sha256": f.sha256, "vintage": str(p.vintage),  # type: ignore[union-attr]
+                                 "release": p.release_text, "rows": p.frame.height,  # type: ignore[union-attr]
+                                 "months": f"{p.months[0]}..{p.months[-1]}" if p.months else "",  # type: ignore[union-attr]
+                                 **{f"skipped_{k}": v for k, v in p.skipped.items()}, "status": "ok"})  # type: ignore[union-attr]
+    entries = [f.entry for f in files if f.entry is not None]
     if errors:
-        _record_manifest(wh, source, [e for e in manifest if e["status"] == "rejected" and _failed(e, errors)])
+        _record_manifest(wh, source, [f.entry for f in files if f.status == "failed" and f.entry is not None])
         raise SourceFailed(source.name, errors)
 
-    frames = [p.frame for _, p, _ in good if p.frame.height]
+    frames = [f.parsed.frame for f in good if f.parsed.frame.height]  # type: ignore[union-attr]
     if frames:
         incoming = pl.concat(frames, how="vertical_relaxed")
         if source.overlapping_requests:
@@ -153,21 +250,67 @@ def land(settings: Settings, source: Source, fetched: list[Fetched], catalogue: 
                                        keep="first", maintain_order=True)
         report.partitions = publish_clean(wh, source, incoming)
         report.rows_written = incoming.height
-    report.months = sorted({str(m) for _, p, _ in good for m in p.months})
-    for e in manifest:
+        report.rows_by_month = rows_by_month(incoming)
+    report.months = sorted({str(m) for f in good for m in f.parsed.months})  # type: ignore[union-attr]
+    for e in entries:
         if e["status"] == "rejected":  # every file of the batch is sound: it is published now
             e["status"] = "published"
-    _record_manifest(wh, source, manifest)
+    _record_manifest(wh, source, entries)
     return report
 
 
-def published_files(wh: Warehouse, source: str) -> set[tuple[str, str]]:
-    """(sha256, url) of every file already published (or deliberately skipped) for a source (raw manifest)."""
+def rows_by_month(frame: pl.DataFrame) -> dict[str, int]:
+    """Rows per month (`YYYY-MM`; `YYYY` for annual records) of a clean frame."""
+    month = next((c for c in ("month", "ref_month") if c in frame.columns), None)
+    if "year" not in frame.columns or month is None:
+        return {}
+    counts = frame.group_by("year", month).len()
+    return {(f"{y:04d}-{m:02d}" if m else f"{y:04d}"): n for y, m, n in counts.iter_rows()}
+
+
+def land(settings: Settings, source: Source, fetched: Iterable[Fetched], catalogue: Catalogue,
+         period: Period | None = None) -> LandReport:
+    """Keep raw bytes, parse, validate and publish a batch of release files of one source.
+
+    All or nothing: if any file is malformed, its failure cases go to quarantine, every problem
+    is raised together in a SourceFailed, and no clean partition is touched. With `period`,
+    only files carrying that month are landed (inbox files hold whole years).
+    """
+    return publish_files(settings, source, read_files(settings, source, fetched, catalogue, period))
+
+
+def release_groups(files: list[ReadFile]) -> list[list[ReadFile]]:
+    """Files that must land together: those sharing a year of data (a release's ~22 chapter files
+    and its export and import halves), in order of their first year. A file with no months
+    (refused, skipped, unchanged) is a group of its own."""
+    groups: list[tuple[set[int], list[ReadFile]]] = []
+    alone: list[list[ReadFile]] = []
+    for f in files:
+        years = f.years if f.status == "parsed" else set()
+        if not years:
+            alone.append([f])
+            continue
+        joined = [g for g in groups if g[0] & years]
+        merged = (set(years), [f])
+        for g in joined:
+            merged[0].update(g[0])
+            merged[1][:0] = g[1]
+            groups.remove(g)
+        groups.append(merged)
+    return [g for _, g in sorted(groups, key=lambda g: min(g[0]))] + alone
+
+
+def published_files(wh: Warehouse, source: str) -> dict[tuple[str, str], str | None]:
+    """(sha256, url) of every file already published (or deliberately skipped) for a source, with
+    the months it carries (`YYYY-MM..YYYY-MM`, when recorded) (raw manifest)."""
     manifest = wh.raw_manifest(source)
     if manifest is None:
-        return set()
+        return {}
+    if "months" not in manifest.columns:
+        manifest = manifest.with_columns(pl.lit(None, dtype=pl.String).alias("months"))
     # a file skipped on purpose (another source's table) would be skipped again: done as well
-    return set(manifest.filter(pl.col("status").is_in(["published", "skipped"])).select("sha256", "url").iter_rows())
+    done = manifest.filter(pl.col("status").is_in(["published", "skipped"]))
+    return {(sha, url): months for sha, url, months in done.select("sha256", "url", "months").iter_rows()}
 
 
 def first_seen(wh: Warehouse, source: str) -> dict[str, dt.date]:
@@ -177,10 +320,6 @@ def first_seen(wh: Warehouse, source: str) -> dict[str, dt.date]:
         return {}
     first = manifest.group_by("sha256").agg(pl.col("retrieved_at").min().dt.date())
     return dict(first.iter_rows())
-
-
-def _failed(entry: dict, errors: list[Exception]) -> bool:
-    return any(getattr(e, "file", None) == entry["file"] for e in errors)
 
 
 def publish_clean(wh: Warehouse, source: Source, incoming: pl.DataFrame) -> list[str]:
@@ -203,17 +342,55 @@ def publish_clean(wh: Warehouse, source: Source, incoming: pl.DataFrame) -> list
             new = pl.concat([old, new], how="vertical_relaxed")
         merged.append(new)
     frame = pl.concat(merged, how="vertical_relaxed")
-    failures = model_failures(source.model, frame)
-    if not failures.is_empty():
-        raise SourceFailed(source.name, [RarewatchError(
-            f"merging into {spec.path} would break {source.model.__name__}: "
-            + "; ".join(_failure_message(r) for r in failures.head(10).iter_rows(named=True)))])
+    # Incoming rows were checked against the model and stored rows when they were published:
+    # what merging can still break is the key across files and vintages.
+    unique = list(source.model.to_schema().unique or [])  # type: ignore[union-attr]
+    if unique:
+        dup = frame.filter(pl.struct(unique).is_duplicated())
+        if dup.height:
+            shown = "; ".join(", ".join(f"{k}={v}" for k, v in r.items())
+                              for r in dup.select(unique).unique(maintain_order=True).head(5).iter_rows(named=True))
+            raise SourceFailed(source.name, [RarewatchError(
+                f"merging into {spec.path} would break {source.model.__name__}: {dup.height} rows share the key "
+                f"({', '.join(unique)}), e.g. {shown} (files {sorted(dup['source_file'].unique().to_list())[:5]})")])
     sort_by = [c for c in source.model.to_schema().unique or [] if c not in spec.partition_by]  # type: ignore[union-attr]
     return wh.write_partitions(spec, frame, sort_by=sort_by)
 
 
-def model_failures(model: type[pa.DataFrameModel], frame: pl.DataFrame) -> pl.DataFrame:
-    """Check a frame against a pandera model; failures as (line, column, check, value)."""
+def batch_model_failures(model: type[pa.DataFrameModel], frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """`model_failures` of several frames in one pandera call (its cost is mostly per call);
+    failures per frame, in order. Keys are checked unique within each file here; across files
+    (after records answering two requests are merged) when publishing (`publish_clean`)."""
+    if not frames:
+        return []
+    batch = pl.concat(frames, how="vertical_relaxed")
+    failures = model_failures(_per_file_schema(model), batch, index=True)
+    out = [no_failures() for _ in frames]
+    if failures.is_empty():
+        return out
+    ends = list(itertools.accumulate(f.height for f in frames))
+    which = failures["index"].map_elements(lambda i: bisect.bisect_right(ends, i) if i is not None else 0,
+                                           return_dtype=pl.Int64)
+    failures = failures.with_columns(which.alias("_frame"))
+    for k, part in failures.partition_by("_frame", as_dict=True).items():
+        out[min(int(k[0]), len(frames) - 1)] = part.drop("_frame", "index")
+    return out
+
+
+@functools.cache
+def _per_file_schema(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
+    """The model's schema with its unique key taken within each source file."""
+    schema = model.to_schema()
+    if schema.unique and "source_file" in schema.columns:
+        schema = copy.deepcopy(schema)
+        schema.unique = [*schema.unique, "source_file"]
+    return schema
+
+
+def model_failures(model: type[pa.DataFrameModel] | pa.DataFrameSchema, frame: pl.DataFrame, *,
+                   index: bool = False) -> pl.DataFrame:
+    """Check a frame against a pandera model; failures as (line, column, check, value) (and the
+    frame's row `index` when asked)."""
     try:
         model.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as e:
@@ -224,10 +401,13 @@ def model_failures(model: type[pa.DataFrameModel], frame: pl.DataFrame) -> pl.Da
             idx = r["index"]
             line = int(lines[idx]) if lines is not None and idx is not None and idx < len(lines) else None
             rows.append({"line": line, "column": r["column"], "check": str(r["check"]),
-                         "value": str(r["failure_case"])[:200]})
-        return pl.DataFrame(rows, schema={"line": pl.Int64, "column": pl.String, "check": pl.String,
-                                          "value": pl.String})
-    return pl.DataFrame(schema={"line": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String})
+                         "value": str(r["failure_case"])[:200], **({"index": idx} if index else {})})
+        return pl.DataFrame(rows, schema=_failure_schema(index))
+    return pl.DataFrame(schema=_failure_schema(index))
+
+
+def _failure_schema(index: bool) -> dict[str, pl.DataType]:
+    return {**FAILURE_SCHEMA, **({"index": pl.Int64} if index else {})}  # type: ignore[dict-item]
 
 
 def ensure_valid(model: type[pa.DataFrameModel], frame: pl.DataFrame, what: str, *, show_values: bool = True) -> None:
@@ -245,16 +425,31 @@ def _failure_message(r: dict) -> str:
     return f"{where}column {r['column']!r}: {r['check']} failed (value {r['value']!r})"
 
 
-def _quarantine_frame(source: Source, f: Fetched, sha: str, failures: pl.DataFrame) -> pl.DataFrame:
+def _refuse(wh: Warehouse, source: Source, ref: ReleaseFile, sha: str, data: bytes,
+            failures: pl.DataFrame) -> ValidationFailed:
+    """Keep a malformed file's failures and row texts in quarantine; the error naming them."""
+    where = wh.quarantine(source.dataset, f"{sha[:12]}_{ref.name}", _quarantine_frame(source, ref, sha, data, failures))
+    messages = [_failure_message(r) for r in failures.iter_rows(named=True)]
+    error = ValidationFailed(source.name, ref.name, source.dataset, messages, where, failures.height)
+    error.rows = failures["line"].n_unique()  # rows refused (a row may fail several checks)
+    return error
+
+
+def read_raw(wh: Warehouse, raw_url: str) -> bytes:
+    """Bytes kept in the raw zone (by their URL under the root)."""
+    return wh.read_bytes(raw_url[len(wh.root_url) + 1:])
+
+
+def _quarantine_frame(source: Source, ref: ReleaseFile, sha: str, data: bytes, failures: pl.DataFrame) -> pl.DataFrame:
     """Failure cases plus the rejected rows' original text, so nothing is lost."""
     # line numbers of JSON answers count records, not text lines: no line text to show there
-    is_text = not f.data.startswith(b"\x00") and f.data.lstrip()[:1] not in (b"{", b"[")
-    text = f.data.decode("utf-8-sig", errors="replace") if is_text else ""
+    is_text = not data.startswith(b"\x00") and data.lstrip()[:1] not in (b"{", b"[")
+    text = data.decode("utf-8-sig", errors="replace") if is_text else ""
     lines = text.splitlines()
     return failures.with_columns(
         pl.lit(source.name).alias("source"),
-        pl.lit(f.ref.name).alias("file"),
-        pl.lit(f.ref.url).alias("url"),
+        pl.lit(ref.name).alias("file"),
+        pl.lit(ref.url).alias("url"),
         pl.lit(sha).alias("sha256"),
         pl.col("line").map_elements(lambda n: lines[n - 1] if 0 < n <= len(lines) else None,
                                     return_dtype=pl.String).alias("row_text"),
@@ -268,13 +463,39 @@ def _record_manifest(wh: Warehouse, source: Source, entries: list[dict]) -> None
     frame = pl.DataFrame(entries).select(list(RawManifest.to_schema().columns)).with_columns(
         pl.col("retrieved_at").cast(pl.Datetime("us")), pl.col("vintage").cast(pl.Date),
         pl.col("release").cast(pl.String), pl.col("size").cast(pl.Int64), pl.col("rows").cast(pl.Int64),
-        pl.col("note").cast(pl.String),
+        pl.col("note").cast(pl.String), pl.col("months").cast(pl.String),
     )
     RawManifest.validate(frame)
     wh.record_raw(source.name, frame)
 
 
 # ----------------------------------------------------------------------------- indicators
+_CLEAN_CACHE: dict[tuple[str, str], tuple[tuple, pl.DataFrame]] = {}
+
+
+def read_clean(wh: Warehouse, source: Source) -> pl.DataFrame | None:
+    """A source's clean dataset as its indicators need it (`indicator_columns`, projected while
+    scanning). Read once per run: the indicators, mirror gaps and reserves of one run share the
+    frame while the dataset's files are unchanged (same paths, sizes and modification times)."""
+    import pyarrow.fs as pafs
+
+    files = wh.partition_files(source.spec)
+    if not files:
+        return None
+    infos = wh.fs.get_file_info([wh.path(f) for f in files])
+    signature = tuple((i.path, i.size, i.mtime_ns) for i in infos if i.type == pafs.FileType.File)
+    key = (wh.root_url, source.spec.path)
+    hit = _CLEAN_CACHE.get(key)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    scan = wh.scan_dataset(source.spec, source.indicator_columns)
+    frame = scan.collect() if scan is not None else None
+    _CLEAN_CACHE.clear()  # one dataset held at a time: memory stays bounded
+    if frame is not None:
+        _CLEAN_CACHE[key] = (signature, frame)
+    return frame
+
+
 def available_months(clean: pl.DataFrame) -> list[Month]:
     return [Month(y, m) for y, m in clean.select("year", "month").unique().sort("year", "month").iter_rows()]
 
@@ -289,7 +510,7 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue)
     partner shares and import dependency where the source has partners (`trade`), and the
     source's own derived datasets (`derive`)."""
     wh = Warehouse(settings.warehouse)
-    clean = wh.read_dataset(source.spec)
+    clean = read_clean(wh, source)
     if clean is None or clean.is_empty():
         return {}
     latest = latest_vintage(clean, list(source.latest_key))
@@ -345,11 +566,11 @@ def compute_mirror_gaps(settings: Settings, catalogue: Catalogue) -> int:
 
     wh = Warehouse(settings.warehouse)
     sources = registry()
-    comtrade = wh.read_dataset(sources["comtrade"].spec)
+    comtrade = read_clean(wh, sources["comtrade"])
     if comtrade is None or comtrade.is_empty():
         return 0
     jc_source = sources["japan_customs"]
-    jc = wh.read_dataset(jc_source.spec)
+    jc = read_clean(wh, jc_source)
     latest = latest_vintage(jc, list(jc_source.latest_key)) if jc is not None else None
     frame = mirror.compute(catalogue, latest_vintage(comtrade, list(sources["comtrade"].latest_key)), latest,
                            available_months(jc) if jc is not None else [])
@@ -381,11 +602,11 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
 
     wh = Warehouse(settings.warehouse)
     reg = registry()
-    jc_raw = wh.read_dataset(reg["japan_customs"].spec)
+    jc_raw = read_clean(wh, reg["japan_customs"])
     if jc_raw is None or jc_raw.is_empty():
         return {}
     jc = latest_vintage(jc_raw, list(reg["japan_customs"].latest_key))
-    meti_raw = wh.read_dataset(reg["meti"].spec)
+    meti_raw = read_clean(wh, reg["meti"])
     # items summed to metals only where their metal content is known (flows/reference/meti_items.csv)
     meti = metal_monthly(latest_vintage(meti_raw, list(reg["meti"].latest_key))) if meti_raw is not None else None
     months = available_months(jc_raw)

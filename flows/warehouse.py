@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+INT_KEYS = ("year", "month")  # Hive keys read as integers; any other key is text
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
 
@@ -188,6 +189,23 @@ class Warehouse:
         if not frames:
             return None
         return pl.concat(frames, how="vertical_relaxed")
+
+    def scan_dataset(self, spec: PartitionSpec, columns: Sequence[str] | None = None) -> pl.LazyFrame | None:
+        """A lazy scan of a dataset (Hive partition keys as columns, typed), for projection and
+        predicate pushdown: only the columns and row groups asked for are read. Any filesystem
+        pyarrow knows (through `pyarrow.dataset`); None when the dataset has no file."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        files = self.partition_files(spec)
+        if not files:
+            return None
+        keys = pa.schema([(k, pa.int64() if k in INT_KEYS else pa.string()) for k in spec.partition_by])
+        dataset = ds.dataset([self.path(f) for f in files], filesystem=self.fs, format="parquet",
+                             partitioning=ds.partitioning(keys, flavor="hive") if spec.partition_by else None,
+                             partition_base_dir=self.path(spec.path))
+        lf = pl.scan_pyarrow_dataset(dataset)
+        return lf.select(list(columns)) if columns is not None else lf
 
     def partition_files(self, spec: PartitionSpec) -> list[str]:
         return self.list_files(spec.path, suffix=".parquet")

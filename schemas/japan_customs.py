@@ -40,7 +40,8 @@ def release_rows_schema(nulls_allowed: bool = False) -> pa.DataFrameSchema:
     ]
     return pa.DataFrameSchema(
         {
-            "line": pa.Column(pl.Int64, pa.Check.ge(1), unique=True, description="line in the file (CSV) or row of the API document"),
+            "line": pa.Column(pl.Int64, pa.Check.ge(1), description="line in the file (CSV) or row of the API document; "
+                              "checked a batch of files at a time, so unique per file only"),
             "flow_code": pa.Column(pl.String, pa.Check.isin(list(FLOW_CODES)), description="1 export, 2 import"),
             "year": pa.Column(pl.Int64, pa.Check.in_range(1988, 2100), description="calendar year"),
             "customs_office": pa.Column(pl.String, nullable=True, required=False,

@@ -23,6 +23,8 @@ class RawManifest(pa.DataFrameModel):
                            description="outcome of the latest ingestion (skipped: recognised, not read by this source; see note)")
     rows: int = pa.Field(nullable=True, ge=0, description="clean rows the file gave (0: nothing reported, e.g. Comtrade count 0)")
     note: str = pa.Field(nullable=True, description="what was left out and why (summary rows, duplicates, not reported ...)")
+    months: str = pa.Field(nullable=True, description="months the file carries, YYYY-MM..YYYY-MM (null: none, or "
+                           "recorded before rarewatch kept them)")
 
     class Config:
         strict = True

@@ -40,7 +40,10 @@ def test_backfill_on_samples_then_again_changes_nothing(samples):
     result = backfill(start="2019-01", end="2020-12", sources=["japan_customs", "gacc"])
     statuses = {(j["month"], j["source"]): j["status"] for j in result["jobs"]}
     assert statuses[("2019-01", "japan_customs")] == "landed" and statuses[("2020-01", "japan_customs")] == "landed"
-    assert statuses[("2019-06", "japan_customs")] in ("unchanged", "nothing new")  # 2019 files already landed
+    # one file carries the whole year: it is landed once, and every month says how many rows it gave
+    assert statuses[("2019-06", "japan_customs")] == "landed"
+    jc = [r for r in result["releases"]["japan_customs"] if r["status"] == "landed"]
+    assert [r["release"] for r in jc] == ["2019", "2020"]
     assert latest_artifact("backfill-progress").data == 100.0
     summary = latest_artifact("backfill-summary")
     assert "2020-12" in str(summary.data)
@@ -59,19 +62,42 @@ def test_a_failed_month_does_not_lose_the_others_and_rerun_does_only_what_failed
     with pytest.raises(Exception) as err:
         backfill(start="2019-11", end="2020-02", sources=["japan_customs"])
     assert "2021_imp_bad.csv" in str(err.value)
-    # every month failed on the bad file (all or nothing per month), nothing half-landed
-    assert not (samples.warehouse / "clean").exists()
+    # the unreadable file fails on its own; the 2019 and 2020 releases landed whole
+    clean = pl.scan_parquet(samples.warehouse / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
+    assert clean.select("year").unique().sort("year")["year"].to_list() == [2019, 2020]
+    assert clean.filter(pl.col("year") == 2019).select("month").n_unique() == 12
     bad.unlink()
     result = backfill(start="2019-11", end="2020-02", sources=["japan_customs"])
-    assert [j["status"] for j in result["jobs"]][:1] == ["landed"]
-    clean = pl.scan_parquet(samples.warehouse / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
-    assert clean.filter(pl.col("year") == 2020).height > 0
+    assert {j["status"] for j in result["jobs"]} == {"unchanged"}  # only what failed was left to do
 
 
 def test_force_lands_unchanged_months_again(samples):
     backfill(start="2020-01", end="2020-01", sources=["japan_customs"])
     again = backfill(start="2020-01", end="2020-01", sources=["japan_customs"], force=True)
     assert again["jobs"][0]["status"] == "landed"
+
+
+def test_a_backfill_reads_each_inbox_file_once(samples, monkeypatch):
+    from flows import pipeline
+
+    reads: dict[str, int] = {}
+    real = pipeline.read_inbox_file
+
+    def counting(ref):
+        reads[ref.name] = reads.get(ref.name, 0) + 1
+        return real(ref)
+
+    monkeypatch.setattr(pipeline, "read_inbox_file", counting)
+    result = backfill(start="2019-01", end="2020-12", sources=["japan_customs"])
+    files = sorted(p.name for p in (samples.inbox / "japan_customs").iterdir())
+    assert sorted(reads) == files and set(reads.values()) == {1}  # 24 months, each file read once
+    rows = {j["month"]: j for j in result["jobs"]}
+    assert rows["2019-03"]["files"] == len([f for f in files if f.startswith("2019")])
+    assert "rows landed from" in rows["2019-03"]["detail"]
+    reads.clear()
+    again = backfill(start="2019-01", end="2020-12", sources=["japan_customs"])
+    assert set(reads.values()) == {1} and {j["status"] for j in again["jobs"]} == {"unchanged"}
+    assert rows["2019-03"]["files"] == again["jobs"][2]["unchanged"]  # months of unchanged files from the manifest
 
 
 def test_backfill_on_a_local_dask_cluster(samples):

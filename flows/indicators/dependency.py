@@ -40,23 +40,51 @@ def windows(months: Iterable[Month]) -> pl.DataFrame:
                                       "months": pl.Int64, "year": pl.Int64, "month": pl.Int64}, orient="row")
 
 
+_PARTNER = ["partner_code", "partner_iso3", "partner_name", "special_area", "unknown_partner"]
+_SERIES = ["metal", "basis", "partner_code"]
+
+
 def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
-    """Amount per metal, period, basis and partner (amounts > 0 only); `periods` from `windows`."""
+    """Amount per metal, period, basis and partner (amounts > 0 only); `periods` from `windows`.
+
+    Linear in the history: the trade is first summed per metal, partner, basis and month; a
+    period made of one (year, month) of the trade frame is a join, a period of several months
+    (12M, A) is a difference of running sums over a dense month index, so no month is copied
+    into each of the ~25 windows it belongs to.
+    """
     long = trade.unpivot(
-        on=["value", "quantity"],
-        index=["year", "month", "metal", "partner_code", "partner_iso3", "partner_name", "special_area",
-               "unknown_partner"],
+        on=["value", "quantity"], index=["year", "month", "metal", *_PARTNER],
         variable_name="basis", value_name="amount",
     ).filter(pl.col("amount").is_not_null() & (pl.col("amount") > 0))
-    joined = long.with_columns(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64)).join(
-        periods, on=["year", "month"], how="inner")
-    return joined.group_by([*GROUP, "months", "partner_code"]).agg(
-        pl.col("amount").sum(),
-        pl.col("partner_iso3").first(),
-        pl.col("partner_name").first(),
-        pl.col("special_area").first(),
-        pl.col("unknown_partner").first(),
-    )
+    monthly = long.group_by(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64), *_SERIES).agg(
+        pl.col("amount").sum())
+    partners = long.group_by("partner_code").agg(pl.col(c).first() for c in _PARTNER[1:])
+    span = periods.group_by("freq", "period_start", "period_end", "months").agg(
+        pl.len().alias("_n"), (pl.col("year") * 12 + pl.col("month") - 1).min().alias("_a"),
+        (pl.col("year") * 12 + pl.col("month") - 1).max().alias("_b"))
+    single = periods.join(span.filter(pl.col("_n") == 1).select("freq", "period_start"), on=["freq", "period_start"])
+    parts = [monthly.join(single, on=["year", "month"], how="inner").select(*GROUP, "months", "partner_code", "amount")]
+    multi = span.filter(pl.col("_n") > 1)
+    if multi.height and monthly.height:
+        # multi-month windows from monthly data are contiguous (12M, A): sums of a range of months
+        idx = monthly.with_columns((pl.col("year") * 12 + pl.col("month") - 1).alias("_i"))
+        first, last = idx["_i"].min(), max(idx["_i"].max(), multi["_b"].max())
+        series = idx.group_by(_SERIES).agg(pl.col("_i").min().alias("_start"))
+        grid = series.join(pl.DataFrame({"_i": pl.int_range(first - 1, last + 1, eager=True)}), how="cross").filter(
+            pl.col("_i") >= pl.col("_start") - 1).drop("_start")
+        running = grid.join(idx.select(*_SERIES, "_i", "amount"), on=[*_SERIES, "_i"], how="left").sort(
+            *_SERIES, "_i").with_columns(pl.col("amount").fill_null(0.0).cum_sum().over(_SERIES).alias("_c")).select(
+            *_SERIES, "_i", "_c")
+        windows_ = series.select(_SERIES).join(multi, how="cross")
+        at_end = windows_.join(running.rename({"_i": "_b", "_c": "_cb"}), on=[*_SERIES, "_b"], how="left")
+        at_start = at_end.with_columns((pl.col("_a") - 1).alias("_a1")).join(
+            running.rename({"_i": "_a1", "_c": "_ca"}), on=[*_SERIES, "_a1"], how="left")
+        parts.append(at_start.select(
+            *GROUP, "months", "partner_code",
+            (pl.col("_cb").fill_null(0.0) - pl.col("_ca").fill_null(0.0)).alias("amount"),
+        ).filter(pl.col("amount") > 1e-9 * pl.col("amount").abs().max()))
+    amounts = pl.concat(parts, how="vertical_relaxed")
+    return amounts.join(partners, on="partner_code", how="left")
 
 
 def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, source: str,

@@ -58,6 +58,9 @@ class Parsed:
     # Rows refused on their own (line, column, check, value) while the rest of the file lands:
     # kept in quarantine with the reason and counted, e.g. Comtrade records that contradict each other.
     rejected: pl.DataFrame | None = None
+    # Source-specific rows for `Source.check_rows`, which checks a whole batch of files at once
+    # (pandera's cost is per call: once per batch, not once per file).
+    rows: object | None = None
 
     @property
     def release_text(self) -> str | None:
@@ -110,6 +113,8 @@ class Source:
     vintage_fallback: str | None = None  # "first_seen": files without a publication date get the day first seen
     overlapping_requests: bool = False  # one record may answer two requests (de-duplicated on landing)
     value_unit: str | None = None  # unit of `trade` values, when the source offers `trade`
+    # columns of the clean dataset its indicators read (trade, windows, derive, revisions); None: all
+    indicator_columns: tuple[str, ...] | None = None
 
     def due(self, now: dt.datetime) -> "Period | None":
         """Its latest release due at a scheduled time (None: nothing due)."""
@@ -123,6 +128,17 @@ class Source:
 
     def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: "Catalogue") -> Parsed:
         raise NotImplementedError
+
+    def release_periods(self, months: "list[Month]") -> "list[tuple[Period, list[Month]]]":
+        """The releases to fetch for a range of months, each with the months it carries; by
+        default one release per month. A source whose release carries several months (a Japan
+        Customs file holds its year so far) fetches each release once, not once per month."""
+        return [(m, [m]) for m in months]
+
+    def check_rows(self, parsed: "list[Parsed]") -> list[pl.DataFrame]:
+        """Checks of a batch of parsed files beyond the clean model (e.g. a release's wide rows),
+        run once for the batch; failures (line, column, check, value) per file, in order."""
+        return [no_failures() for _ in parsed]
 
     def recognises(self, head: bytes, name: str) -> bool:
         """Is a file dropped at the inbox root one of this source's (by its first bytes)?"""

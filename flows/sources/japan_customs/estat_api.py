@@ -288,13 +288,15 @@ def description_stages(inf: dict, year: int) -> dict[int, str]:
     return out
 
 
-def parse(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
+def parse(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue, *, check: bool = True) -> Parsed:
     """The API document to clean rows: vintage from the table's UPDATED_DATE, each month's stage
-    from the table's description when it states it, else from the release calendar."""
-    from flows.sources.japan_customs.parse import rows_to_parsed
+    from the table's description when it states it, else from the release calendar. With
+    `check`, the wide-row checks run here (else once per batch, `check_release_rows`)."""
+    from flows.sources.japan_customs.parse import rows_to_parsed, with_row_checks
 
     frame, names, inf = to_rows(ref, data)
     year = int(frame["year"].drop_nulls().head(1).item()) if frame.height else 0
     ref = replace(ref, published=updated_date(inf) or ref.published,
                   stages=tuple(sorted(description_stages(inf, year).items())) or ref.stages)
-    return rows_to_parsed(frame, names, ref, sha256, catalogue, nulls_allowed=True)
+    parsed = rows_to_parsed(frame, names, ref, sha256, catalogue, nulls_allowed=True)
+    return with_row_checks(parsed) if check else parsed

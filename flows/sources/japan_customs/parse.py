@@ -17,10 +17,13 @@ Only codes whose HS6 heading is in the commodity catalogue are kept, filtered be
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
+import itertools
 import re
+from dataclasses import dataclass, replace
 
 import pandera.errors
 import polars as pl
@@ -28,7 +31,7 @@ import polars as pl
 from flows.catalogue import Catalogue
 from flows.errors import ReleaseFileError
 from flows.periods import Month
-from flows.sources import Parsed, ReleaseFile, no_failures
+from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile, no_failures
 from flows.sources.japan_customs.vintages import file_stages
 from schemas.japan_customs import FLOW_CODES, MEASURES, MONTH_NAMES, release_rows_schema
 
@@ -141,38 +144,59 @@ def _display(canon: str) -> str:
     return repr(f"{m.title()}-{p.title()}")
 
 
-def parse_release(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
-    """Parse one release file to clean rows of `schemas.japan_customs.JapanCustomsTrade`."""
+def parse_release(ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue, *, check: bool = True) -> Parsed:
+    """Parse one release file to clean rows of `schemas.japan_customs.JapanCustomsTrade`.
+
+    With `check` (one file on its own), the wide-row checks run here; the pipeline passes
+    `check=False` and runs them once for its whole batch (`check_release_rows`)."""
     frame, names = read_rows(data, ref.name)
-    return rows_to_parsed(frame, names, ref, sha256, catalogue)
+    parsed = rows_to_parsed(frame, names, ref, sha256, catalogue)
+    return with_row_checks(parsed) if check else parsed
+
+
+def with_row_checks(parsed: Parsed) -> Parsed:
+    """A parsed file with its wide-row check failures added (and no clean rows if any)."""
+    failures = check_release_rows([parsed])[0]
+    if failures.is_empty():
+        return parsed
+    return replace(parsed, frame=pl.DataFrame(), rows=None,
+                   failures=pl.concat([parsed.failures, failures]).sort("line", "column"))
 
 
 def rows_to_parsed(frame: pl.DataFrame, names: dict[str, str], ref: ReleaseFile, sha256: str,
                    catalogue: Catalogue, *, nulls_allowed: bool = False) -> Parsed:
     """Release rows (strings, canonical column names, `line`) to clean rows; shared by the CSV
     files and the e-Stat API route. With `nulls_allowed`, a measure may be null (the API's
-    non-numeric tokens `-`, `X`, `…`: unknown, never zero)."""
-    hs = pl.col("hs9").fill_null("").str.strip_chars().str.strip_chars("'\"").str.strip_chars()
-    country = pl.col("country_code").fill_null("").str.strip_chars().str.strip_chars("'\"").str.strip_chars()
-    frame = frame.with_columns(hs.alias("hs9"), country.alias("country_code"))
+    non-numeric tokens `-`, `X`, `…`: unknown, never zero).
+
+    Fast on purpose (a release is ~110,000 rows, ~1.5 % of them in the catalogue): one pass over
+    every row for the file-wide facts (summary rows, months carried), then only the catalogue's
+    rows are typed. Their wide-row checks (`release_rows_schema`, pandera) run once per batch of
+    files (`check_release_rows`, the source's `check_rows`), not once per file.
+    """
+    frame = frame.with_columns(pl.col(c).fill_null("").str.strip_chars(" '\"") for c in ("hs9", "country_code"))
 
     # Summary rows (S-TOTAL and the like): HS or Country not made of digits.
     is_code = pl.col("hs9").str.contains(r"^\d+$") & pl.col("country_code").str.contains(r"^\d+$")
-    codes = frame.filter(is_code)
-    skipped = {"summary_rows": frame.height - codes.height}
-
-    # Months carried: 1..last month with any non-zero figure in the whole file (docs/sources.md §1.2).
-    per_month = codes.select([
-        pl.sum_horizontal([_as_int(pl.col(f"{m}_{p}")).fill_null(0).abs().sum() for m in MEASURES]).alias(p)
-        for p in MONTH_NAMES
-    ]).row(0)
-    filled = [i + 1 for i, total in enumerate(per_month) if total and total > 0]
-    if not filled:
+    facts = frame.select((~is_code).sum().alias("summary_rows"), is_code.sum().alias("codes"),
+                         pl.col("year").filter(is_code).str.strip_chars().unique().implode().alias("years")).row(0, named=True)
+    skipped = {"summary_rows": facts["summary_rows"]}
+    # Months carried: 1..last month with any non-zero figure in the whole file (docs/sources.md §1.2),
+    # told by the Value columns (a month traded has values somewhere in a file of thousands of
+    # rows) holding a digit other than 0, looked for from December back: a complete year costs
+    # one column, not a cast of all 36 measures of every row.
+    last_month = next((i + 1 for i in range(11, -1, -1)
+                       if frame.select(pl.col(f"value_{MONTH_NAMES[i]}").str.contains("[1-9]").any()).item()), 0)
+    if not last_month:
         raise ReleaseFileError(SOURCE, ref.name, "no month carries any figure (empty release?)")
-    last_month = max(filled)
 
-    kept = codes.filter(catalogue.keeps(pl.col("hs9")))
-    skipped["outside_catalogue"] = codes.height - kept.height
+    kept = frame.filter(is_code & catalogue.keeps(pl.col("hs9")))
+    skipped["outside_catalogue"] = facts["codes"] - kept.height
+    if kept.is_empty():  # a chapter block without catalogue codes (most of a release's ~22)
+        year = _year_of(facts["years"], ref)
+        vintage, stages = file_stages(year, last_month, ref.published, dict(ref.stages))
+        return Parsed(frame=pl.DataFrame(), failures=no_failures(), vintage=vintage, release=stages[last_month],
+                      months=[Month(year, m) for m in range(1, last_month + 1)], skipped=skipped, stages=stages)
     kept = kept.with_columns(
         pl.when(pl.col("country_code").str.len_chars() <= 3).then(pl.col("country_code").str.zfill(3))
         .otherwise(pl.col("country_code")),
@@ -183,42 +207,97 @@ def rows_to_parsed(frame: pl.DataFrame, names: dict[str, str], ref: ReleaseFile,
 
     # Type the numbers; a cell that is not a whole number is a failure naming line and column.
     int_cols = [*MEASURE_COLS, "year"]
-    cast_fail = pl.concat([
-        kept.filter((pl.col(c).is_null() & (not nulls_allowed or c == "year"))
-                    | (pl.col(c).is_not_null() & _as_int(pl.col(c)).is_null()))
-        .select("line", pl.lit(names[c]).alias("column"), pl.lit("whole number").alias("check"),
-                pl.col(c).fill_null("<blank>").alias("value"))
-        for c in int_cols
-    ])
-    bad_lines = cast_fail["line"].unique()
-    typed = kept.filter(~pl.col("line").is_in(bad_lines.implode())).with_columns(
-        [_as_int(pl.col(c)).alias(c) for c in int_cols]
-    )
-    # A chapter block without catalogue codes (most of a release's ~22) has nothing to check.
-    checked = _check_rows(typed, names, nulls_allowed) if typed.height else no_failures()
-    failures = pl.concat([cast_fail, checked]).sort("line", "column")
+    typed = kept.with_columns([_as_int(pl.col(c)).alias(c) for c in int_cols])
+    cast_fail = _cast_failures(kept, typed, int_cols, names, nulls_allowed)
+    if cast_fail.height:
+        typed = typed.filter(~pl.col("line").is_in(cast_fail["line"].unique().implode()))
 
     years = typed["year"].unique().to_list()
     if len(years) > 1:
         raise ReleaseFileError(SOURCE, ref.name, f"one file must hold one year, found {sorted(years)}")
-    year = years[0] if years else _year_of(codes, ref)
+    year = years[0] if years else _year_of(facts["years"], ref)
     # Each month carries its own stage (one file holds Jan-Jun detailed and Jul provisional).
     vintage, stages = file_stages(year, last_month, ref.published, dict(ref.stages))
-    clean = to_long(typed, last_month, ref, sha256, vintage, stages) if failures.is_empty() else None
+    clean = to_long(typed, last_month, ref, sha256, vintage, stages) if cast_fail.is_empty() else None
     return Parsed(
         frame=clean if clean is not None else pl.DataFrame(),
-        failures=failures,
+        failures=cast_fail.sort("line", "column"),
         vintage=vintage,
         release=stages[last_month],
         months=[Month(year, m) for m in range(1, last_month + 1)],
         skipped=skipped,
         stages=stages,
+        rows=WideRows(typed, names, nulls_allowed) if clean is not None and typed.height else None,
     )
 
 
-def _year_of(codes: pl.DataFrame, ref: ReleaseFile) -> int:
+@dataclass(frozen=True)
+class WideRows:
+    """A file's typed rows in its wide layout, for `check_release_rows` (once per batch)."""
+
+    frame: pl.DataFrame
+    names: dict[str, str]  # canonical column -> the file's header
+    nulls_allowed: bool
+
+
+def _cast_failures(raw: pl.DataFrame, typed: pl.DataFrame, cols: list[str], names: dict[str, str],
+                   nulls_allowed: bool) -> pl.DataFrame:
+    """(line, column, check, value) of every cell that is not a whole number (or blank where not allowed)."""
+    both = raw.select("line", *cols).hstack(typed.select(pl.col(c).alias(f"_t_{c}") for c in cols))
+    flag = {c: (pl.col(c).is_null() & (not nulls_allowed or c == "year"))
+            | (pl.col(c).is_not_null() & pl.col(f"_t_{c}").is_null()) for c in cols}
+    bad = both.filter(pl.any_horizontal(list(flag.values())))
+    if bad.is_empty():
+        return no_failures()
+    flags = bad.select("line", *[e.alias(c) for c, e in flag.items()]).unpivot(
+        index="line", variable_name="canon", value_name="bad").filter("bad")
+    values = bad.select("line", *cols).unpivot(index="line", variable_name="canon", value_name="value")
+    return flags.join(values, on=["line", "canon"]).select(
+        "line", pl.col("canon").replace_strict(names, return_dtype=pl.String).alias("column"),
+        pl.lit("whole number").alias("check"), pl.col("value").fill_null("<blank>"))
+
+
+def check_release_rows(items: list[Parsed]) -> list[pl.DataFrame]:
+    """The wide-row checks (`release_rows_schema`) of a batch of files, run once per kind of file
+    (CSV, API) over all their rows; failures per item, in order, named by each file's headers."""
+    out = [no_failures() for _ in items]
+    for nulls_allowed in (False, True):
+        picked = [(i, p.rows) for i, p in enumerate(items)
+                  if isinstance(p.rows, WideRows) and p.rows.nulls_allowed == nulls_allowed]
+        if not picked:
+            continue
+        frames = [w.frame.select(_WIDE_COLS + (["customs_office"] if "customs_office" in w.frame.columns else []))
+                  for _, w in picked]
+        batch = pl.concat(frames, how="diagonal_relaxed")
+        try:
+            release_rows_schema(nulls_allowed).validate(batch, lazy=True)
+        except pandera.errors.SchemaErrors as e:
+            ends = list(itertools.accumulate(f.height for f in frames))
+            lines = batch["line"]
+            per: dict[int, list[dict]] = {}
+            for r in e.failure_cases.iter_rows(named=True):
+                idx = r["index"]
+                k = bisect.bisect_right(ends, idx) if idx is not None else 0
+                item, wide = picked[min(k, len(picked) - 1)]
+                check, column = str(r["check"]), r["column"]
+                if r["schema_context"] == "DataFrameSchema":  # an annual-sum check: name the Year column
+                    measure = next((m for m in MEASURES if check.startswith(f"{m} for the year")), "value")
+                    column = wide.names.get(f"{measure}_year", column)
+                else:
+                    column = wide.names.get(column, column)
+                line = int(lines[idx]) if idx is not None and idx < len(lines) else None
+                per.setdefault(item, []).append({"line": line, "column": column, "check": check,
+                                                 "value": str(r["failure_case"])[:200]})
+            for item, rows in per.items():
+                out[item] = pl.DataFrame(rows, schema=FAILURE_SCHEMA).sort("line", "column")
+    return out
+
+
+_WIDE_COLS = ["line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2", *MEASURE_COLS]
+
+
+def _year_of(years: list[str], ref: ReleaseFile) -> int:
     """The year of a file none of whose rows is in the catalogue (a chapter block of other goods)."""
-    years = codes["year"].str.strip_chars().unique().to_list()
     if len(years) == 1 and str(years[0]).isdigit():
         return int(years[0])
     raise ReleaseFileError(SOURCE, ref.name, f"cannot tell the file's year (Year column holds {sorted(map(str, years))[:5]})",
@@ -228,33 +307,6 @@ def _year_of(codes: pl.DataFrame, ref: ReleaseFile) -> int:
 def _as_int(expr: pl.Expr) -> pl.Expr:
     """Whole numbers; a quoted figure with thousands separators ("1,234") reads as 1234."""
     return expr.str.strip_chars().str.replace_all(",", "", literal=True).cast(pl.Int64, strict=False)
-
-
-def _check_rows(typed: pl.DataFrame, names: dict[str, str], nulls_allowed: bool = False) -> pl.DataFrame:
-    """Run the release-rows pandera schema; failures as (line, column, check, value)."""
-    schema = release_rows_schema(nulls_allowed)
-    if "customs_office" not in typed.columns:
-        schema = schema.remove_columns(["customs_office"])
-    try:
-        schema.validate(typed, lazy=True)
-    except pandera.errors.SchemaErrors as e:
-        fc = e.failure_cases
-        lines = typed["line"]
-        rows = []
-        for r in fc.iter_rows(named=True):
-            idx = r["index"]
-            line = int(lines[idx]) if idx is not None and idx < len(lines) else None
-            column = r["column"]
-            check = str(r["check"])
-            if r["schema_context"] == "DataFrameSchema":  # an annual-sum check: name the Year column
-                measure = next((m for m in MEASURES if check.startswith(f"{m} for the year")), "value")
-                column = names.get(f"{measure}_year", column)
-            else:
-                column = names.get(column, column)
-            rows.append({"line": line, "column": column, "check": check, "value": str(r["failure_case"])[:200]})
-        return pl.DataFrame(rows, schema={"line": pl.Int64, "column": pl.String, "check": pl.String,
-                                          "value": pl.String})
-    return no_failures()
 
 
 def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str, vintage: dt.date,
@@ -274,7 +326,7 @@ def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str,
     factor2 = pl.col("unit2").replace_strict(MASS_UNITS_KG, default=None, return_dtype=pl.Float64)
     factor1 = pl.col("unit1").replace_strict(MASS_UNITS_KG, default=None, return_dtype=pl.Float64)
     return long.select(
-        pl.col("flow_code").replace_strict(FLOW_CODES, return_dtype=pl.String).alias("flow"),
+        pl.col("flow_code").replace_strict(FLOW_CODES, default=None, return_dtype=pl.String).alias("flow"),
         "year", "month",
         pl.date(pl.col("year"), pl.col("month"), 1).alias("period"),
         "hs9",
