@@ -14,7 +14,7 @@ export PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY = false
 export DO_NOT_TRACK = 1
 export PREFECT_SERVER_ALLOW_EPHEMERAL_MODE = true
 
-.PHONY: run test serve install clean
+.PHONY: run test serve install clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,5 +35,12 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
+
 clean:
+	-test -x $(BIN)/rarewatch && $(BIN)/rarewatch server stop
 	rm -rf warehouse/raw warehouse/clean warehouse/indicators warehouse/quarantine .prefect

@@ -15,9 +15,10 @@ row (and one log line) per month and source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
@@ -182,8 +183,27 @@ def land_groups(settings: Settings, source: Source, fetched: list[pipeline.Fetch
     (all or nothing per release) and say what happened to each."""
     wh = Warehouse(settings.warehouse)
     unchanged = None if force else pipeline.published_files(wh, source.name)
-    files = pipeline.read_files(settings, source, fetched, Catalogue.load(), span, unchanged=unchanged,
-                                parallel=parallel)
+    out: list[GroupResult] = []
+    pending: list[pipeline.ReadFile] = []
+    for f in pipeline.iter_read_files(settings, source, fetched, Catalogue.load(), span, unchanged=unchanged,
+                                      parallel=parallel):
+        pending.append(f)
+        rows = sum(p.parsed.frame.height for p in pending if p.parsed is not None)
+        if rows > FLUSH_ROWS:
+            # Memory stays bounded: publish the releases read so far, except any the file just
+            # read belongs to (files come in name order, so a year's files come together; a
+            # straggler of a year already published lands as a release of its own).
+            keep = [p for p in pending if p.years & f.years] if f.years else [f]
+            out += _publish_groups(settings, source, [p for p in pending if not any(p is k for k in keep)], span)
+            pending = keep
+    return out + _publish_groups(settings, source, pending, span)
+
+
+FLUSH_ROWS = 200_000  # clean rows held before the releases read so far are published
+
+
+def _publish_groups(settings: Settings, source: Source, files: list[pipeline.ReadFile],
+                    span: MonthSpan) -> list[GroupResult]:
     out = []
     for group in pipeline.release_groups(files):
         months = sorted({str(m) for f in group for m in f.months if m in span})
@@ -201,9 +221,12 @@ def land_groups(settings: Settings, source: Source, fetched: list[pipeline.Fetch
         except SourceFailed as e:
             out.append(GroupResult(label, "failed", names, [], months, error=str(e)))
             continue
+        finally:
+            for f in group:  # published or refused: the rows are in the warehouse or in quarantine now
+                f.parsed = None if f.parsed is None else replace(f.parsed, frame=pl.DataFrame(), rows=None)
         out.append(GroupResult(label, "landed" if report.rows_written else "nothing new", names,
                                [f.ref.name for f in group if f.status == "unchanged"], months,
-                               {m: n for m, n in report.rows_by_month.items()}))
+                               dict(report.rows_by_month)))
     return out
 
 

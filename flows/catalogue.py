@@ -80,20 +80,27 @@ class Catalogue:
 
         Longest matching prefix wins among entries valid at the period.
         """
-        month = pl.col(period).dt.strftime("%Y-%m")
-        out = frame.with_row_index("_r")
+        # Decided once per distinct (code, month), not per row: a history holds ~150 codes x 456
+        # months but ~1 million rows.
+        keys = frame.select(pl.col(code).alias("_code_full"), pl.col(period).alias("_period")).unique()
+        month = pl.col("_period").dt.strftime("%Y-%m")
+        keys = keys.with_row_index("_r")
         cands = []
         for length in (9, 6):
             e = self.entries.filter(pl.col("code").str.len_chars() == length)
             if e.height == 0:
                 continue
-            j = out.select("_r", pl.col(code).str.slice(0, length).alias("_code"), month.alias("_month")).join(
+            j = keys.select("_r", pl.col("_code_full").str.slice(0, length).alias("_code"), month.alias("_month")).join(
                 e.select("metal", pl.col("code").alias("_code"), "valid_from", "valid_to"), on="_code")
             j = j.filter((pl.col("_month") >= pl.col("valid_from")) & (pl.col("_month") <= pl.col("valid_to")))
             cands.append(j.select("_r", "metal", pl.lit(length).alias("_len")))
         best = (pl.concat(cands).sort("_r", "_len", descending=[False, True])
                 .unique("_r", keep="first", maintain_order=True).drop("_len"))
-        return out.join(best, on="_r", how="inner").sort("_r").drop("_r")
+        mapping = keys.join(best, on="_r", how="inner").select(
+            pl.col("_code_full").alias(code), pl.col("_period").alias(period), "metal")
+        if "metal" in frame.columns:
+            frame = frame.drop("metal")
+        return frame.join(mapping, on=[code, period], how="inner", maintain_order="left")
 
 
 @cache

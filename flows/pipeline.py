@@ -11,7 +11,8 @@ import copy
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from flows.indicators import IMPORT_DEPENDENCY, PARTNER_SHARES, dependency
 from dataclasses import replace
 
 from flows.periods import Month, MonthSpan, Period, covers, month_range
+from flows.progress import step
 from flows.settings import Settings
 from flows.sources.meti.parse import metal_monthly
 from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile, Source, inbox_files, no_failures
@@ -135,10 +137,10 @@ class ReadFile:
         return []
 
 
-def read_files(settings: Settings, source: Source, fetched: Iterable[Fetched], catalogue: Catalogue,
-               period: Period | MonthSpan | None = None, *,
-               unchanged: Mapping[tuple[str, str], str | None] | None = None,
-               parallel: int = 1) -> list[ReadFile]:
+def iter_read_files(settings: Settings, source: Source, fetched: Iterable[Fetched], catalogue: Catalogue,
+                    period: Period | MonthSpan | None = None, *,
+                    unchanged: Mapping[tuple[str, str], str | None] | None = None,
+                    parallel: int = 1) -> Iterator[ReadFile]:
     """Read each file once: keep its bytes in the raw zone, parse it, quarantine a malformed one.
 
     Streaming: a file's bytes are dropped once it is parsed (only its clean rows are kept), and at
@@ -188,10 +190,35 @@ def read_files(settings: Settings, source: Source, fetched: Iterable[Fetched], c
         out.status = "parsed"
         return out
 
-    if parallel > 1:
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"read-{source.name}") as pool:
-            return list(pool.map(one, fetched))
-    return [one(f) for f in fetched]
+    todo = list(fetched)
+    for i, f in enumerate(_bounded_map(one, todo, parallel), start=1):
+        step(f"{source.name}: read {f.ref.name}", i, len(todo))
+        yield f
+
+
+def _bounded_map(fn, items: list, parallel: int):  # noqa: ANN001, ANN202
+    """fn over items in order, `parallel` at a time, reading ahead no more than that: results are
+    handed on as they come, so memory holds a few files, not all of them."""
+    if parallel <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="read") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= parallel:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def read_files(settings: Settings, source: Source, fetched: Iterable[Fetched], catalogue: Catalogue,
+               period: Period | MonthSpan | None = None, *,
+               unchanged: Mapping[tuple[str, str], str | None] | None = None,
+               parallel: int = 1) -> list[ReadFile]:
+    """Every file read (`iter_read_files`), as a list."""
+    return list(iter_read_files(settings, source, fetched, catalogue, period, unchanged=unchanged,
+                                parallel=parallel))
 
 
 def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> LandReport:

@@ -200,6 +200,11 @@ class Warehouse:
         files = self.partition_files(spec)
         if not files:
             return None
+        if isinstance(self.fs, pafs.LocalFileSystem):  # polars' own reader: streaming, no Arrow copy
+            lf = pl.scan_parquet([self.path(f) for f in files], hive_partitioning=bool(spec.partition_by),
+                                 hive_schema={k: pl.Int64 if k in INT_KEYS else pl.String for k in spec.partition_by}
+                                 or None)
+            return lf.select(list(columns)) if columns is not None else lf
         keys = pa.schema([(k, pa.int64() if k in INT_KEYS else pa.string()) for k in spec.partition_by])
         dataset = ds.dataset([self.path(f) for f in files], filesystem=self.fs, format="parquet",
                              partitioning=ds.partitioning(keys, flavor="hive") if spec.partition_by else None,

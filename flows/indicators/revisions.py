@@ -16,7 +16,11 @@ KEY = ["flow", "year", "month", "hs9"]
 
 def japan_customs(clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
     """Revisions of Japan Customs figures, value (thousand yen) and quantity (kg)."""
-    rows = catalogue.assign_metal(clean, code="hs9", period="period")
+    # only the (flow, month, code) published in more than one vintage can have been revised
+    revised = clean.group_by(KEY).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1).drop("_n")
+    if revised.is_empty():
+        return pl.DataFrame()
+    rows = catalogue.assign_metal(clean.join(revised, on=KEY, how="semi"), code="hs9", period="period")
     if rows.is_empty():
         return pl.DataFrame()
     versions = rows.select(*KEY, "vintage", "release").unique().sort(*KEY, "vintage").with_columns(

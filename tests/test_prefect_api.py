@@ -1,0 +1,48 @@
+"""The reused local Prefect server of one-off commands (flows/prefect_api.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from conftest import SAMPLES
+from flows import prefect_api
+from flows.cli import main
+
+
+def test_an_operator_api_url_always_wins(monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert prefect_api.ensure_api() == "http://127.0.0.1:9/api"
+
+
+def test_a_server_that_does_not_come_up_is_stopped_and_reported(tmp_path, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.setenv("RAREWATCH_PREFECT_STARTUP_TIMEOUT", "0.5")  # far too short to start Prefect
+    with pytest.raises(prefect_api.PrefectUnavailable, match="did not answer .* within 0 s|did not answer"):
+        prefect_api.start_server()
+    assert prefect_api.recorded() is None  # stopped, nothing recorded, no process left
+    assert not (tmp_path / "rarewatch-server.json").exists()
+
+
+def test_bad_settings_are_messages(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.setenv("RAREWATCH_PREFECT", "cloudy")
+    assert main(["refresh"]) == 1
+    assert "RAREWATCH_PREFECT='cloudy'" in capsys.readouterr().err
+    monkeypatch.setenv("RAREWATCH_PREFECT", "server")
+    monkeypatch.setenv("RAREWATCH_PREFECT_STARTUP_TIMEOUT", "soon")
+    assert main(["backfill", "2020-01", "2020-02"]) == 1
+    assert "not a number of seconds" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_backfill_command_prints_a_closing_table(settings_env, capsys):
+    shutil.copytree(SAMPLES / "japan_customs", settings_env.inbox / "japan_customs")
+    assert main(["backfill", "2019-01", "2019-12", "--source", "japan_customs", "--parallel", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "japan_customs" in out and "2019" in out and "12" in out
+    assert os.environ["PREFECT_API_URL"]  # the harness's server, not a new one
