@@ -58,7 +58,7 @@ class Catalogue:
     @property
     def hs6_codes(self) -> list[str]:
         """HS6 codes of the catalogue, including the HS6 heading of every 9-digit entry."""
-        return sorted(set(self.entries["code"].str.slice(0, 6).to_list()))
+        return list(_hs6_codes(self.entries))
 
     @property
     def hs6_entries(self) -> list[str]:
@@ -83,6 +83,8 @@ class Catalogue:
         # Decided once per distinct (code, month), not per row: a history holds ~150 codes x 456
         # months but ~1 million rows.
         keys = frame.select(pl.col(code).alias("_code_full"), pl.col(period).alias("_period")).unique()
+        if isinstance(keys, pl.LazyFrame):  # a lazy scan: the distinct keys are few, the rows many
+            keys = keys.collect()
         month = pl.col("_period").dt.strftime("%Y-%m")
         keys = keys.with_row_index("_r")
         cands = []
@@ -98,9 +100,24 @@ class Catalogue:
                 .unique("_r", keep="first", maintain_order=True).drop("_len"))
         mapping = keys.join(best, on="_r", how="inner").select(
             pl.col("_code_full").alias(code), pl.col("_period").alias(period), "metal")
-        if "metal" in frame.columns:
+        names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+        if "metal" in names:
             frame = frame.drop("metal")
+        if isinstance(frame, pl.LazyFrame):
+            return frame.join(mapping.lazy(), on=[code, period], how="inner")
         return frame.join(mapping, on=[code, period], how="inner", maintain_order="left")
+
+
+_HS6: dict[int, tuple[pl.DataFrame, tuple[str, ...]]] = {}
+
+
+def _hs6_codes(entries: pl.DataFrame) -> tuple[str, ...]:
+    """Memoised per entries frame: asked once per release file, ~1,700 times in a full backfill."""
+    hit = _HS6.get(id(entries))
+    if hit is None or hit[0] is not entries:
+        hit = (entries, tuple(sorted(set(entries["code"].str.slice(0, 6).to_list()))))
+        _HS6[id(entries)] = hit
+    return hit[1]
 
 
 @cache

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import itertools
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,13 +497,14 @@ def _record_manifest(wh: Warehouse, source: Source, entries: list[dict]) -> None
 
 
 # ----------------------------------------------------------------------------- indicators
-_CLEAN_CACHE: dict[tuple[str, str], tuple[tuple, pl.DataFrame]] = {}
+_INPUT_CACHE: dict[tuple[str, str], tuple[tuple, pl.DataFrame]] = {}
 
 
-def read_clean(wh: Warehouse, source: Source) -> pl.DataFrame | None:
-    """A source's clean dataset as its indicators need it (`indicator_columns`, projected while
-    scanning). Read once per run: the indicators, mirror gaps and reserves of one run share the
-    frame while the dataset's files are unchanged (same paths, sizes and modification times)."""
+def indicator_input(wh: Warehouse, source: Source, catalogue: Catalogue) -> pl.DataFrame | None:
+    """What a source's indicators read (`Source.indicator_frame`), from one lazy scan of its clean
+    dataset (`indicator_columns` projected). Computed once per run: the indicators, mirror gaps and
+    reserves of a run share it while the dataset's files are unchanged (same paths, sizes and
+    modification times)."""
     import pyarrow.fs as pafs
 
     files = wh.partition_files(source.spec)
@@ -512,14 +513,15 @@ def read_clean(wh: Warehouse, source: Source) -> pl.DataFrame | None:
     infos = wh.fs.get_file_info([wh.path(f) for f in files])
     signature = tuple((i.path, i.size, i.mtime_ns) for i in infos if i.type == pafs.FileType.File)
     key = (wh.root_url, source.spec.path)
-    hit = _CLEAN_CACHE.get(key)
+    hit = _INPUT_CACHE.get(key)
     if hit is not None and hit[0] == signature:
         return hit[1]
     scan = wh.scan_dataset(source.spec, source.indicator_columns)
-    frame = scan.collect() if scan is not None else None
-    _CLEAN_CACHE.clear()  # one dataset held at a time: memory stays bounded
+    frame = source.indicator_frame(scan, catalogue) if scan is not None else None
+    for k in [k for k in _INPUT_CACHE if k[0] != wh.root_url]:  # other warehouses: not needed again
+        del _INPUT_CACHE[k]
     if frame is not None:
-        _CLEAN_CACHE[key] = (signature, frame)
+        _INPUT_CACHE[key] = (signature, frame)
     return frame
 
 
@@ -527,9 +529,26 @@ def available_months(clean: pl.DataFrame) -> list[Month]:
     return [Month(y, m) for y, m in clean.select("year", "month").unique().sort("year", "month").iter_rows()]
 
 
-def latest_vintage(clean: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """Rows of the newest vintage for each `by` group (docs/sources.md §1.4: a later release replaces the whole data)."""
+def latest_vintage(clean: pl.DataFrame, by: list[str], coarse: Sequence[str] = ()) -> pl.DataFrame:
+    """Rows of the newest vintage for each `by` group (docs/sources.md §1.4: a later release replaces the whole data).
+
+    `coarse` (keys of `by` that partition the data, e.g. year and month) makes the common case
+    cheap: where a partition holds a single vintage every row is its latest, and only partitions
+    holding several need the per-group window over the full key."""
+    coarse = [k for k in coarse if k in by and k in clean.columns]
+    if coarse:
+        multi = clean.group_by(coarse).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1)
+        if multi.is_empty():
+            return clean
+        several = clean.join(multi, on=coarse, how="semi")
+        return pl.concat([clean.join(multi, on=coarse, how="anti"),
+                          several.filter(pl.col("vintage") == pl.col("vintage").max().over(by))])
     return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(by))
+
+
+def latest_of(source: Source, clean: pl.DataFrame) -> pl.DataFrame:
+    """A source's clean rows of their newest vintage (`latest_vintage` with its partition keys)."""
+    return latest_vintage(clean, list(source.latest_key), source.spec.partition_by)
 
 
 def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue) -> dict[str, int]:
@@ -537,21 +556,22 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue)
     partner shares and import dependency where the source has partners (`trade`), and the
     source's own derived datasets (`derive`)."""
     wh = Warehouse(settings.warehouse)
-    clean = read_clean(wh, source)
-    if clean is None or clean.is_empty():
+    latest = indicator_input(wh, source, catalogue)
+    if latest is None or latest.is_empty():
         return {}
-    latest = latest_vintage(clean, list(source.latest_key))
     outputs: list[tuple[PartitionSpec, type[pa.DataFrameModel], pl.DataFrame, list[str]]] = []
     trade = source.trade(latest, catalogue)
     if trade is not None:
-        periods = source.windows(clean)
+        periods = source.windows(latest)
         if periods is None:
-            periods = dependency.windows(available_months(clean))
+            periods = dependency.windows(available_months(latest))
         shares, dep = dependency.compute(trade, periods, source=source.name, value_unit=source.value_unit or "")
-        outputs += [(PARTNER_SHARES, PartnerShares, shares, ["metal", "freq", "basis", "period_start", "rank"]),
+        # partner_shares comes sorted (metal, freq, basis, period_start, rank): not sorted again
+        outputs += [(PARTNER_SHARES, PartnerShares, shares, []),
                     (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])]
     outputs += [(spec, model, frame, []) for spec, model, frame in source.derive(latest)]
-    revisions = source.revisions(clean, catalogue)
+    scan = wh.scan_dataset(source.spec, source.indicator_columns)
+    revisions = source.revisions(scan, catalogue) if scan is not None else None
     if revisions is not None:
         from flows.indicators import REVISIONS
         from schemas.indicators import Revisions
@@ -578,7 +598,7 @@ def write_indicator(wh: Warehouse, spec: PartitionSpec, frame: pl.DataFrame, sou
         wh.write_partitions(spec, frame, sort_by=sort_by or list(frame.columns), replace_all=True)
     elif frame.is_empty():
         wh.publish({}, delete=[f for f in wh.partition_files(spec) if f"source={source}/" in f])
-    else:
+    else:  # sort_by empty: the frame is in its order already
         wh.write_partitions(spec, frame, sort_by=sort_by)
 
 
@@ -593,13 +613,12 @@ def compute_mirror_gaps(settings: Settings, catalogue: Catalogue) -> int:
 
     wh = Warehouse(settings.warehouse)
     sources = registry()
-    comtrade = read_clean(wh, sources["comtrade"])
+    comtrade = indicator_input(wh, sources["comtrade"], catalogue)
     if comtrade is None or comtrade.is_empty():
         return 0
-    jc_source = sources["japan_customs"]
-    jc = read_clean(wh, jc_source)
-    latest = latest_vintage(jc, list(jc_source.latest_key)) if jc is not None else None
-    frame = mirror.compute(catalogue, latest_vintage(comtrade, list(sources["comtrade"].latest_key)), latest,
+    jc = indicator_input(wh, sources["japan_customs"], catalogue)
+    latest = jc
+    frame = mirror.compute(catalogue, comtrade, latest,
                            available_months(jc) if jc is not None else [])
     if frame.is_empty():
         return 0
@@ -629,14 +648,13 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
 
     wh = Warehouse(settings.warehouse)
     reg = registry()
-    jc_raw = read_clean(wh, reg["japan_customs"])
-    if jc_raw is None or jc_raw.is_empty():
+    jc = indicator_input(wh, reg["japan_customs"], catalogue)
+    if jc is None or jc.is_empty():
         return {}
-    jc = latest_vintage(jc_raw, list(reg["japan_customs"].latest_key))
-    meti_raw = read_clean(wh, reg["meti"])
+    meti_latest = indicator_input(wh, reg["meti"], catalogue)
     # items summed to metals only where their metal content is known (flows/reference/meti_items.csv)
-    meti = metal_monthly(latest_vintage(meti_raw, list(reg["meti"].latest_key))) if meti_raw is not None else None
-    months = available_months(jc_raw)
+    meti = metal_monthly(meti_latest) if meti_latest is not None else None
+    months = available_months(jc)
     complete = sorted(y for y in {m.year for m in months} if all(Month(y, k) in set(months) for k in range(1, 13)))
     trade_t = reserves.trade_tonnes(jc, catalogue, complete)
     years = sorted({reserves.reference_year(m) for m in months} | set(complete))

@@ -12,7 +12,8 @@ Modes (`RAREWATCH_PREFECT`):
   `$PREFECT_HOME/rarewatch-server.log`), wait for it, record it. `rarewatch server stop` stops
   it; `make clean` too.
 - `ephemeral`: Prefect's temporary per-process server, with its start-up timeout raised.
-`PREFECT_API_URL` set (an operator's server, `make serve`, the test harness) always wins.
+An API URL already configured (`PREFECT_API_URL`, the Prefect profile, an operator's server,
+`make serve`, the test harness) always wins.
 
 Start-up waits `RAREWATCH_PREFECT_STARTUP_TIMEOUT` seconds (default 180: enough under load);
 a server that does not come up is stopped and reported with the end of its log, never a traceback.
@@ -97,17 +98,29 @@ def _free_port(preferred: int) -> int:
 
 def ensure_api() -> str:
     """Point this process at a Prefect API and return its URL (see the module's modes)."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
     mode = os.environ.get("RAREWATCH_PREFECT", "server").strip().lower() or "server"
-    if mode == "ephemeral":
-        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(int(startup_timeout())))
-        return ""
-    if mode != "server":
+    if mode not in ("server", "ephemeral"):
         raise PrefectUnavailable(f"RAREWATCH_PREFECT={mode!r}: expected 'server' or 'ephemeral'")
-    url = start_server()
+    timeout = startup_timeout()  # a bad value is refused whatever the API
+    configured = _configured_url()
+    if configured:
+        return configured
+    if mode == "ephemeral":
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(int(timeout)))
+        return ""
+    url = start_server(timeout)
     os.environ["PREFECT_API_URL"] = url
     return url
+
+
+def _configured_url() -> str:
+    """An API URL already given: the environment, the Prefect profile, or temporary settings (the
+    test harness); never overridden."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or ""
 
 
 def start_server(timeout: float | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -45,4 +44,12 @@ def test_backfill_command_prints_a_closing_table(settings_env, capsys):
     assert main(["backfill", "2019-01", "2019-12", "--source", "japan_customs", "--parallel", "2"]) == 0
     out = capsys.readouterr().out
     assert "japan_customs" in out and "2019" in out and "12" in out
-    assert os.environ["PREFECT_API_URL"]  # the harness's server, not a new one
+    assert prefect_api.recorded() is None  # the harness's server, no new one started
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_commands_under_configured_settings_start_no_server(settings_env, tmp_path):
+    # the harness configures its API through Prefect's settings, not the environment
+    before = prefect_api.recorded()
+    url = prefect_api.ensure_api()
+    assert url and prefect_api.recorded() == before

@@ -52,13 +52,13 @@ def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
     (12M, A) is a difference of running sums over a dense month index, so no month is copied
     into each of the ~25 windows it belongs to.
     """
-    long = trade.unpivot(
-        on=["value", "quantity"], index=["year", "month", "metal", *_PARTNER],
-        variable_name="basis", value_name="amount",
-    ).filter(pl.col("amount").is_not_null() & (pl.col("amount") > 0))
-    monthly = long.group_by(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64), *_SERIES).agg(
-        pl.col("amount").sum())
-    partners = long.group_by("partner_code").agg(pl.col(c).first() for c in _PARTNER[1:])
+    partners = trade.group_by("partner_code").agg(pl.col(c).first() for c in _PARTNER[1:])
+    # summed per metal, partner and month first (a month holds many codes per metal)
+    per_month = trade.group_by(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64), "metal",
+                               "partner_code").agg(
+        *[pl.col(b).filter(pl.col(b) > 0).sum().alias(b) for b in ("value", "quantity")])
+    monthly = per_month.unpivot(on=["value", "quantity"], index=["year", "month", "metal", "partner_code"],
+                                variable_name="basis", value_name="amount").filter(pl.col("amount") > 0)
     span = periods.group_by("freq", "period_start", "period_end", "months").agg(
         pl.len().alias("_n"), (pl.col("year") * 12 + pl.col("month") - 1).min().alias("_a"),
         (pl.col("year") * 12 + pl.col("month") - 1).max().alias("_b"))
@@ -87,6 +87,15 @@ def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
     return amounts.join(partners, on="partner_code", how="left")
 
 
+def _sorted(amounts: pl.DataFrame) -> pl.DataFrame:
+    """Rows in (GROUP, amount descending, partner_code) order, sorting on a small integer for
+    (metal, freq, basis) instead of three text columns (half the time on a million rows)."""
+    keys = ["metal", "freq", "basis"]
+    ids = amounts.select(keys).unique().sort(keys).with_row_index("_g")
+    return amounts.join(ids, on=keys).sort(["_g", "period_start", "amount", "partner_code"],
+                                           descending=[False, False, True, False]).drop("_g")
+
+
 def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, source: str,
             value_unit: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(partner_shares, import_dependency) for one source; `periods` is a `windows` frame (or the
@@ -97,8 +106,7 @@ def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, sou
     unit = pl.when(pl.col("basis") == "value").then(pl.lit(value_unit)).otherwise(pl.lit("kg")).alias("unit")
 
     suppliers = (
-        amounts.filter(~pl.col("special_area"))
-        .sort([*GROUP, "amount", "partner_code"], descending=[False] * len(GROUP) + [True, False])
+        _sorted(amounts.filter(~pl.col("special_area")))
         .with_columns(
             (pl.col("amount") / pl.col("amount").sum().over(GROUP)).alias("share"),
             (pl.int_range(pl.len()).over(GROUP) + 1).cast(pl.Int64).alias("rank"),
@@ -107,7 +115,7 @@ def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, sou
     shares = suppliers.select(
         pl.lit(source).alias("source"), *GROUP[:1], "freq", "basis", unit, "period_start", "period_end",
         "partner_code", "partner_iso3", "partner_name", "amount", "share", "rank",
-    ).sort("metal", "freq", "basis", "period_start", "rank")
+    )  # already in (metal, freq, basis, period_start, rank) order: sorted once above
 
     concentration = suppliers.group_by(GROUP).agg(
         pl.col("amount").sum().alias("total"),

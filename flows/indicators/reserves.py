@@ -297,15 +297,14 @@ def reliance(trade_t: pl.DataFrame, meti: pl.DataFrame | None, consumption: pl.D
 
 
 def trade_tonnes(japan_customs_latest: pl.DataFrame, catalogue: Catalogue, complete_years: list[int]) -> pl.DataFrame:
-    """Imports and exports per metal and complete year, tonnes of metal content."""
-    with_metal = catalogue.assign_metal(japan_customs_latest, code="hs9", period="period")
-    factors = catalogue.entries.select("metal", pl.col("code"), "metal_content")
-    with_metal = with_metal.with_columns(pl.col("hs9").str.slice(0, 6).alias("_hs6"))
-    content = (with_metal.join(factors.rename({"code": "hs9"}), on=["metal", "hs9"], how="left")
-               .join(factors.rename({"code": "_hs6", "metal_content": "_c6"}), on=["metal", "_hs6"], how="left")
-               .with_columns(pl.coalesce("metal_content", "_c6", pl.lit(1.0)).alias("_content")))
-    t = content.filter(pl.col("year").is_in(complete_years)).with_columns(
-        (pl.col("net_mass_kg") * pl.col("_content") / 1000).alias("_t"))
+    """Imports and exports per metal and complete year, tonnes of metal content; from the Japan
+    Customs indicator frame (or clean rows, summed to it first: flows/sources/japan_customs/summary.py)."""
+    from flows.sources.japan_customs.summary import indicator_frame
+
+    frame = japan_customs_latest
+    if "metal_t" not in frame.columns:
+        frame = indicator_frame(frame, catalogue)
+    t = frame.filter(pl.col("year").is_in(complete_years)).rename({"metal_t": "_t"})
     return t.group_by("metal", "year").agg(
         pl.col("_t").filter(pl.col("flow") == "import").sum().alias("imports_t"),
         pl.col("_t").filter(pl.col("flow") == "export").sum().alias("exports_t"),

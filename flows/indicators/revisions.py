@@ -14,13 +14,15 @@ from flows.catalogue import Catalogue, japan_customs_countries
 KEY = ["flow", "year", "month", "hs9"]
 
 
-def japan_customs(clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
+def japan_customs(clean: pl.LazyFrame | pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
     """Revisions of Japan Customs figures, value (thousand yen) and quantity (kg)."""
+    lf = clean.lazy()
     # only the (flow, month, code) published in more than one vintage can have been revised
-    revised = clean.group_by(KEY).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1).drop("_n")
+    revised = lf.group_by(KEY).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1).drop(
+        "_n").collect()
     if revised.is_empty():
         return pl.DataFrame()
-    rows = catalogue.assign_metal(clean.join(revised, on=KEY, how="semi"), code="hs9", period="period")
+    rows = catalogue.assign_metal(lf.join(revised.lazy(), on=KEY, how="semi").collect(), code="hs9", period="period")
     if rows.is_empty():
         return pl.DataFrame()
     versions = rows.select(*KEY, "vintage", "release").unique().sort(*KEY, "vintage").with_columns(

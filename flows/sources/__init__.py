@@ -148,6 +148,12 @@ class Source:
         """Japan's imports by metal and partner for partner_shares and import_dependency; None: not offered."""
         return None
 
+    def indicator_frame(self, scan: pl.LazyFrame, catalogue: "Catalogue") -> pl.DataFrame:
+        """What `trade`, `windows` and `derive` read, from a lazy scan of the clean dataset
+        (its `indicator_columns`): by default every row of the newest vintage. A source with a
+        long history sums it lazily instead (Japan Customs: per flow, month, metal and country)."""
+        return latest_vintage_rows(scan.collect(), self)
+
     def windows(self, clean: pl.DataFrame) -> pl.DataFrame | None:
         """The indicator periods of `trade`; None: M, 12M and A from the months available."""
         return None
@@ -156,13 +162,19 @@ class Source:
         """The source's own derived datasets (spec, model, frame)."""
         return []
 
-    def revisions(self, clean: pl.DataFrame, catalogue: "Catalogue") -> pl.DataFrame | None:
-        """What changed between vintages; None: not offered."""
+    def revisions(self, clean: "pl.LazyFrame | pl.DataFrame", catalogue: "Catalogue") -> pl.DataFrame | None:
+        """What changed between vintages (from the clean dataset, every vintage); None: not offered."""
         return None
 
     @property
     def folder(self) -> str:
         return self.inbox_folder or self.name
+
+
+def latest_vintage_rows(clean: pl.DataFrame, source: Source) -> pl.DataFrame:
+    from flows.pipeline import latest_of
+
+    return latest_of(source, clean)
 
 
 # Set while `rarewatch sources check` runs: pages of an unknown layout are described, not kept.

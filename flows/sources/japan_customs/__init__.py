@@ -17,6 +17,7 @@ from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile, Source
 from flows.sources.japan_customs import estat_api, estat_files
 from flows.sources.japan_customs.parse import check_release_rows, parse_release
+from flows.sources.japan_customs.summary import indicator_frame
 from flows.warehouse import PartitionSpec
 from schemas.japan_customs import JapanCustomsTrade
 
@@ -78,17 +79,23 @@ class JapanCustoms(Source):
         """The release's wide-row checks (annual sums, non-negative figures), once per batch."""
         return check_release_rows(parsed)
 
-    def revisions(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
+    def revisions(self, clean: pl.LazyFrame | pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
         """What changed between vintages (all vintages of the clean dataset)."""
         from flows.indicators.revisions import japan_customs
 
         return japan_customs(clean, catalogue)
 
-    def trade(self, clean: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
-        """Imports by metal and partner, in the shape every source gives the indicators."""
+    def indicator_frame(self, scan: pl.LazyFrame, catalogue: Catalogue) -> pl.DataFrame:
+        """Newest vintage, metal assigned, summed to flow, month, metal and country (summary.py)."""
+        return indicator_frame(scan, catalogue)
+
+    def trade(self, frame: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
+        """Imports by metal and partner, in the shape every source gives the indicators; from the
+        indicator frame (or from clean rows, which are summed to it first)."""
+        if "metal" not in frame.columns:
+            frame = indicator_frame(frame, catalogue)
         countries = japan_customs_countries()
-        imports = clean.filter(pl.col("flow") == "import")
-        with_metal = catalogue.assign_metal(imports, code="hs9", period="period")
+        with_metal = frame.filter(pl.col("flow") == "import")
         return with_metal.join(
             countries.select(pl.col("code").alias("country_code"), "iso3", "name", "special_area"),
             on="country_code", how="left",

@@ -315,11 +315,12 @@ def to_long(typed: pl.DataFrame, last_month: int, ref: ReleaseFile, sha256: str,
     base = ["line", "flow_code", "year", "hs9", "country_code", "unit1", "unit2"]
     if "customs_office" in typed.columns:
         base.append("customs_office")
-    long = pl.concat([
-        typed.select(*base, pl.lit(i + 1, dtype=pl.Int64).alias("month"),
-                     *[pl.col(f"{m}_{p}").alias(m) for m in MEASURES])
-        for i, p in enumerate(MONTH_NAMES[:last_month])
-    ]).filter(pl.any_horizontal([(pl.col(m) != 0) | pl.col(m).is_null() for m in MEASURES]))
+    months = MONTH_NAMES[:last_month]
+    # one explode of the three measures' month lists (not one select per month)
+    long = typed.select(
+        *base, pl.lit(list(range(1, last_month + 1)), dtype=pl.List(pl.Int64)).alias("month"),
+        *[pl.concat_list([pl.col(f"{m}_{p}") for p in months]).alias(m) for m in MEASURES],
+    ).explode(["month", *MEASURES]).filter(pl.any_horizontal([(pl.col(m) != 0) | pl.col(m).is_null() for m in MEASURES]))
     keys = ["flow_code", "year", "month", "hs9", "country_code", "unit1", "unit2"]
     if "customs_office" in long.columns:  # by-office variant: national rows (docs/sources.md §1.2)
         long = long.group_by(keys).agg(pl.col("line").min(), *[pl.col(m).sum() for m in MEASURES])
