@@ -109,7 +109,7 @@ def ensure_api() -> str:
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(int(timeout)))
         return ""
     url = start_server(timeout)
-    os.environ["PREFECT_API_URL"] = url
+    _use(url)
     return url
 
 
@@ -118,9 +118,34 @@ def _configured_url() -> str:
     test harness); never overridden."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
+    if "prefect" not in sys.modules:  # Prefect not loaded yet: only the environment and profile count
+        return _profile_url()
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url or ""
+
+
+def _profile_url() -> str:
+    """PREFECT_API_URL of the active Prefect profile (`prefect config set`), read without importing
+    Prefect (its settings are fixed once it is imported: the URL must be in place before)."""
+    try:
+        import tomllib
+
+        profiles = tomllib.loads((home() / "profiles.toml").read_text())
+    except (OSError, ValueError):
+        return ""
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    return str(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL", "") or "")
+
+
+def _use(url: str) -> None:
+    """Point this process at `url`, also when Prefect is already imported (its settings are then
+    fixed: a settings context is entered for the rest of the process)."""
+    os.environ["PREFECT_API_URL"] = url
+    if "prefect" in sys.modules:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        temporary_settings(updates={PREFECT_API_URL: url}).__enter__()
 
 
 def start_server(timeout: float | None = None) -> str:

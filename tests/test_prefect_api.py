@@ -53,3 +53,27 @@ def test_commands_under_configured_settings_start_no_server(settings_env, tmp_pa
     before = prefect_api.recorded()
     url = prefect_api.ensure_api()
     assert url and prefect_api.recorded() == before
+
+
+def test_the_reused_server_serves_a_later_command(tmp_path, monkeypatch):
+    """Started once, found again by the next command (in a fresh process), and stopped."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path), RAREWATCH_PREFECT_STARTUP_TIMEOUT="240", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    run = [sys.executable, "-m", "flows.cli", "server"]
+    try:
+        started = subprocess.run([*run, "start"], env=env, capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.split("Prefect API: ", 1)[1].strip()
+        probe = ("from flows.prefect_api import ensure_api; print(ensure_api()); "
+                 "from prefect.settings import get_current_settings; print(get_current_settings().api.url)")
+        again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+        assert again.stdout.split() == [url, url], again.stderr  # reused, and Prefect itself points there
+        status = subprocess.run([*run, "status"], env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and url in status.stdout
+    finally:
+        subprocess.run([*run, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    assert prefect_api.recorded() is None
