@@ -45,14 +45,13 @@ _SERIES = ["metal", "basis", "partner_code"]
 
 
 def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
-    """Amount per metal, period, basis and partner (amounts > 0 only); `periods` from `windows`.
+    """Amount per metal, period, basis and partner code (amounts > 0 only); `periods` from `windows`.
 
     Linear in the history: the trade is first summed per metal, partner, basis and month; a
     period made of one (year, month) of the trade frame is a join, a period of several months
     (12M, A) is a difference of running sums over a dense month index, so no month is copied
     into each of the ~25 windows it belongs to.
     """
-    partners = trade.group_by("partner_code").agg(pl.col(c).first() for c in _PARTNER[1:])
     # summed per metal, partner and month first (a month holds many codes per metal)
     per_month = trade.group_by(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64), "metal",
                                "partner_code").agg(
@@ -83,8 +82,11 @@ def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
             *GROUP, "months", "partner_code",
             (pl.col("_cb").fill_null(0.0) - pl.col("_ca").fill_null(0.0)).alias("amount"),
         ).filter(pl.col("amount") > 1e-9 * pl.col("amount").abs().max()))
-    amounts = pl.concat(parts, how="vertical_relaxed")
-    return amounts.join(partners, on="partner_code", how="left")
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _partner_table(trade: pl.DataFrame) -> pl.DataFrame:
+    return trade.group_by("partner_code").agg(pl.col(c).first() for c in _PARTNER[1:])
 
 
 def _sorted(amounts: pl.DataFrame) -> pl.DataFrame:
@@ -102,7 +104,12 @@ def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, sou
     available months, from which it is built)."""
     if not isinstance(periods, pl.DataFrame):
         periods = windows(periods)
-    amounts = partner_amounts(trade, periods)
+    # Slim rows (codes and flags) through the million-row steps; partner names joined at the end.
+    partners = _partner_table(trade)
+    flags = partners.select("partner_code", "special_area", "unknown_partner",
+                            (pl.col("partner_iso3") == "CHN").fill_null(False).alias("_china"))
+    amounts = partner_amounts(trade, periods).join(
+        flags, on="partner_code", how="left")
     unit = pl.when(pl.col("basis") == "value").then(pl.lit(value_unit)).otherwise(pl.lit("kg")).alias("unit")
 
     suppliers = (
@@ -112,7 +119,9 @@ def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, sou
             (pl.int_range(pl.len()).over(GROUP) + 1).cast(pl.Int64).alias("rank"),
         )
     )
-    shares = suppliers.select(
+    names = partners.select("partner_code", "partner_iso3", "partner_name")
+    shares = suppliers.select(*GROUP, "partner_code", "amount", "share", "rank").join(
+        names, on="partner_code", how="left", maintain_order="left").select(
         pl.lit(source).alias("source"), *GROUP[:1], "freq", "basis", unit, "period_start", "period_end",
         "partner_code", "partner_iso3", "partner_name", "amount", "share", "rank",
     )  # already in (metal, freq, basis, period_start, rank) order: sorted once above
@@ -120,14 +129,14 @@ def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, sou
     concentration = suppliers.group_by(GROUP).agg(
         pl.col("amount").sum().alias("total"),
         pl.len().cast(pl.Int64).alias("partners"),
-        pl.col("share").filter(pl.col("partner_iso3") == "CHN").sum().alias("china_share"),
-        pl.col("partner_iso3").first().alias("top_partner_iso3"),
-        pl.col("partner_name").first().alias("top_partner_name"),
+        pl.col("share").filter(pl.col("_china")).sum().alias("china_share"),
+        pl.col("partner_code").first().alias("_top"),
         pl.col("share").first().alias("top_partner_share"),
         pl.col("share").filter(pl.col("rank") <= 3).sum().alias("top3_share"),
         ((pl.col("share") * 100) ** 2).sum().alias("hhi"),
         pl.col("amount").filter(pl.col("unknown_partner")).sum().alias("unknown_partners_amount"),
-    )
+    ).join(names.select(pl.col("partner_code").alias("_top"), pl.col("partner_iso3").alias("top_partner_iso3"),
+                        pl.col("partner_name").alias("top_partner_name")), on="_top", how="left")
     every = amounts.group_by([*GROUP, "months"]).agg(
         pl.col("amount").filter(pl.col("special_area")).sum().alias("special_areas_amount"))
     dependency = every.join(concentration, on=GROUP, how="left").select(
