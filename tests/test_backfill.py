@@ -125,3 +125,19 @@ def test_backfill_on_a_dask_cluster_by_address(samples):
         samples(dask_address=cluster.scheduler_address)
         result = backfill(start="2020-01", end="2020-02", sources=["japan_customs"])
     assert result["jobs"][0]["status"] == "landed"
+
+
+def test_a_live_backfill_fetches_each_release_once(httpserver, settings_env):
+    """Months 2020-03..2020-07 of Japan Customs come in one release (the July files carry January
+    to July): one month page and 44 downloads, not five of each (e-Stat pages of tests/fixtures/estat)."""
+    from test_estat_files import serve_estat
+
+    seen = serve_estat(httpserver)
+    settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
+    result = backfill(start="2020-03", end="2020-07", sources=["japan_customs"], max_parallel=2)
+    downloads = [r for r in seen if r.path.endswith("file-download")]
+    assert len(downloads) == 44 and len({r.args["statInfId"] for r in downloads}) == 44
+    month_pages = {r.args.get("month") for r in seen if r.path.endswith("/files") and r.args.get("month")}
+    assert month_pages == {"23070907"}
+    assert {j["month"]: j["status"] for j in result["jobs"]} == {f"2020-0{m}": "landed" for m in range(3, 8)}
+    assert [r["release"] for r in result["releases"]["japan_customs"]] == ["2020"]
