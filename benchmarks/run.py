@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # (d) a one-off monthly refresh of one year, end to end, against the no-op flow
     box = link_inbox(inbox, work / "inbox_refresh", one)
-    refresh = record("refresh", f"rarewatch refresh, 1 year inbox (fresh process)",
+    refresh = record("refresh", "rarewatch refresh, 1 year inbox (fresh process)",
                      cli("refresh", env={"RAREWATCH_INBOX": str(box), "RAREWATCH_WAREHOUSE": str(work / "wh_refresh")}),
                      target=f"<= no-op + 10 s ({noop['wall_s'] + 10:.1f} s)", years_n=1)
     cli("server", "stop", env={})

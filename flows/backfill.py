@@ -15,6 +15,7 @@ row (and one log line) per month and source.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ from flows.errors import RarewatchError, SourceFailed
 from flows.httpclient import session
 from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
 from flows.periods import Month, MonthSpan, month_range, parse_period
-from flows.progress import step
+from flows.progress import listening
 from flows.settings import Settings
 from flows.sources import Source, inbox_files, registry
 from flows.views import write_views
@@ -126,17 +127,30 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
                                         description=f"backfill {months[0]}..{months[-1]}: {', '.join(names)}")
     futures = {(n, label): fetch_period.submit(settings, n, label) for n, label, refs in units if refs is None}
     results: dict[str, list[GroupResult]] = {n: [] for n in names}
+    last_update = [0.0]
+
+    def within_unit(unit: int) -> Any:
+        """The UI's progress moves with the files of a unit too (an inbox is one unit), at most
+        every 2 s (each update is an API call)."""
+        def listener(message: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if total and now - last_update[0] >= 2.0:
+                last_update[0] = now
+                update_progress_artifact(artifact_id=progress,
+                                         progress=100.0 * (unit - 1 + done / total) / len(units))
+        return listener
+
     for i, (n, label, refs) in enumerate(units, start=1):
         try:
             fetched = refs if refs is not None else futures.pop((n, label)).result()
-            groups = land_files(settings, n, label, fetched, span, force, max_parallel)
+            with listening(within_unit(i)):
+                groups = land_files(settings, n, label, fetched, span, force, max_parallel)
         except Exception as e:  # a release that cannot be fetched: reported, the others still land
             logger.error("%s %s failed: %s", n, label, e)
             months_of = [str(m) for p, ms in known[n].release_periods(wanted) if str(p) == label for m in ms]
             groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=months_of)]
         results[n] += groups
         update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(units))
-        step(f"{n} {label}", i, len(units))
     rows = month_rows(results, months)
     for r in rows:
         logger.info("%s %s: %s", r["month"], r["source"], r["detail"])

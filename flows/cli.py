@@ -129,6 +129,7 @@ def _backfill(start: str, end: str, sources: list[str] | None, force: bool, para
     console = Console(stderr=True)
     result: dict | None = None
     error: Exception | None = None
+    # the bar follows the files read (per release when fetched live, all at once from an inbox)
     with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         job = bar.add_task(f"{start}..{end}", total=None)

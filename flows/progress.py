@@ -1,8 +1,8 @@
 """Progress of a long run, for whoever watches: the CLI's progress bar listens here.
 
 The flows report through `step()`; the Prefect UI gets its progress artifact from the flow
-itself, a terminal gets a bar when `rarewatch backfill` installs a listener. One listener per
-process (the CLI's); none by default.
+itself (through a listener too), a terminal gets a bar when `rarewatch backfill` installs one.
+Listeners nest; none by default.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from contextlib import contextmanager
 
 # (what was just done, units done, units in all)
 Listener = Callable[[str, int, int], None]
-_listener: Listener | None = None
+_listeners: list[Listener] = []
 
 
 def step(message: str, done: int, total: int) -> None:
-    if _listener is not None:
-        _listener(message, done, total)
+    for listener in list(_listeners):
+        listener(message, done, total)
 
 
 @contextmanager
 def listening(listener: Listener) -> Iterator[None]:
-    global _listener
-    previous, _listener = _listener, listener
+    _listeners.append(listener)
     try:
         yield
     finally:
-        _listener = previous
+        _listeners.remove(listener)

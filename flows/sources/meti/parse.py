@@ -17,7 +17,6 @@ reading of public descriptions of the survey, unverified against a real workbook
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import unicodedata
 from functools import lru_cache
