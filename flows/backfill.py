@@ -116,16 +116,16 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
     known = registry()
     # Units of work: all of a source's inbox files at once (read once, whatever months they
     # carry), or one live release per unit (`release_periods`: a Japan Customs year is one release).
-    units: list[tuple[str, str, Any]] = []
+    units: list[tuple[str, str, Any, list[str]]] = []  # source, label, inbox files (None: live), months
     for n in names:
         refs = inbox_files(known[n], settings.inbox) if settings.inbox is not None else []
         if refs:
-            units.append((n, "inbox", [pipeline.Fetched(r) for r in refs]))
+            units.append((n, "inbox", [pipeline.Fetched(r) for r in refs], []))  # months known once read
         else:
-            units += [(n, str(period), None) for period, _ in known[n].release_periods(wanted)]
+            units += [(n, str(period), None, [str(m) for m in ms]) for period, ms in known[n].release_periods(wanted)]
     progress = create_progress_artifact(progress=0.0, key="backfill-progress",
                                         description=f"backfill {months[0]}..{months[-1]}: {', '.join(names)}")
-    futures = {(n, label): fetch_period.submit(settings, n, label) for n, label, refs in units if refs is None}
+    futures = {(n, label): fetch_period.submit(settings, n, label) for n, label, refs, _ in units if refs is None}
     results: dict[str, list[GroupResult]] = {n: [] for n in names}
     last_update = [0.0]
 
@@ -140,15 +140,14 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
                                          progress=100.0 * (unit - 1 + done / total) / len(units))
         return listener
 
-    for i, (n, label, refs) in enumerate(units, start=1):
+    for i, (n, label, refs, unit_months) in enumerate(units, start=1):
         try:
             fetched = refs if refs is not None else futures.pop((n, label)).result()
             with listening(within_unit(i)):
                 groups = land_files(settings, n, label, fetched, span, force, max_parallel)
         except Exception as e:  # a release that cannot be fetched: reported, the others still land
             logger.error("%s %s failed: %s", n, label, e)
-            months_of = [str(m) for p, ms in known[n].release_periods(wanted) if str(p) == label for m in ms]
-            groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=months_of)]
+            groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=unit_months)]
         results[n] += groups
         update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(units))
     rows = month_rows(results, months)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import polars as pl
@@ -58,7 +58,11 @@ class Catalogue:
     @property
     def hs6_codes(self) -> list[str]:
         """HS6 codes of the catalogue, including the HS6 heading of every 9-digit entry."""
-        return list(_hs6_codes(self.entries))
+        return list(self._hs6)
+
+    @cached_property
+    def _hs6(self) -> tuple[str, ...]:  # asked once per release file, ~1,700 times in a full backfill
+        return tuple(sorted(set(self.entries["code"].str.slice(0, 6).to_list())))
 
     @property
     def hs6_entries(self) -> list[str]:
@@ -106,18 +110,6 @@ class Catalogue:
         if isinstance(frame, pl.LazyFrame):
             return frame.join(mapping.lazy(), on=[code, period], how="inner")
         return frame.join(mapping, on=[code, period], how="inner", maintain_order="left")
-
-
-_HS6: dict[int, tuple[pl.DataFrame, tuple[str, ...]]] = {}
-
-
-def _hs6_codes(entries: pl.DataFrame) -> tuple[str, ...]:
-    """Memoised per entries frame: asked once per release file, ~1,700 times in a full backfill."""
-    hit = _HS6.get(id(entries))
-    if hit is None or hit[0] is not entries:
-        hit = (entries, tuple(sorted(set(entries["code"].str.slice(0, 6).to_list()))))
-        _HS6[id(entries)] = hit
-    return hit[1]
 
 
 @cache

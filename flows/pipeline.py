@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import itertools
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +47,13 @@ class Fetched:
 
     ref: ReleaseFile
     data: bytes | None = None
-    raw: str | None = None  # path of the bytes under the warehouse root (raw zone)
+    raw: str | None = None  # URL of the bytes in the raw zone
 
     def load(self, wh: Warehouse) -> bytes:
         if self.data is not None:
             return self.data
         if self.raw is not None:
-            return wh.read_bytes(self.raw)
+            return read_raw(wh, self.raw)
         return read_inbox_file(self.ref)
 
 
@@ -102,8 +102,7 @@ def fetch_release(settings: Settings, source: Source, ref: ReleaseFile,
         return Fetched(ref)
     data = source.fetch(settings, http or session(settings), ref)
     if keep_raw:
-        _, url = Warehouse(settings.warehouse).put_raw(source.name, ref.name, data)
-        return Fetched(ref, raw=url[len(Warehouse(settings.warehouse).root_url) + 1:])
+        return Fetched(ref, raw=Warehouse(settings.warehouse).put_raw(source.name, ref.name, data)[1])
     return Fetched(ref, data)
 
 
@@ -212,15 +211,6 @@ def _bounded_map(fn, items: list, parallel: int):  # noqa: ANN001, ANN202
             yield pending.popleft().result()
 
 
-def read_files(settings: Settings, source: Source, fetched: Iterable[Fetched], catalogue: Catalogue,
-               period: Period | MonthSpan | None = None, *,
-               unchanged: Mapping[tuple[str, str], str | None] | None = None,
-               parallel: int = 1) -> list[ReadFile]:
-    """Every file read (`iter_read_files`), as a list."""
-    return list(iter_read_files(settings, source, fetched, catalogue, period, unchanged=unchanged,
-                                parallel=parallel))
-
-
 def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> LandReport:
     """Check a batch of read files together and publish them: all or nothing.
 
@@ -303,7 +293,7 @@ def land(settings: Settings, source: Source, fetched: Iterable[Fetched], catalog
     is raised together in a SourceFailed, and no clean partition is touched. With `period`,
     only files carrying that month are landed (inbox files hold whole years).
     """
-    return publish_files(settings, source, read_files(settings, source, fetched, catalogue, period))
+    return publish_files(settings, source, list(iter_read_files(settings, source, fetched, catalogue, period)))
 
 
 def release_groups(files: list[ReadFile]) -> list[list[ReadFile]]:
@@ -516,7 +506,7 @@ def indicator_input(wh: Warehouse, source: Source, catalogue: Catalogue) -> pl.D
     hit = _INPUT_CACHE.get(key)
     if hit is not None and hit[0] == signature:
         return hit[1]
-    scan = wh.scan_dataset(source.spec, source.indicator_columns)
+    scan = wh.scan_dataset(source.spec, source.indicator_columns, files=files)
     frame = source.indicator_frame(scan, catalogue) if scan is not None else None
     for k in [k for k in _INPUT_CACHE if k[0] != wh.root_url]:  # other warehouses: not needed again
         del _INPUT_CACHE[k]
@@ -527,28 +517,6 @@ def indicator_input(wh: Warehouse, source: Source, catalogue: Catalogue) -> pl.D
 
 def available_months(clean: pl.DataFrame) -> list[Month]:
     return [Month(y, m) for y, m in clean.select("year", "month").unique().sort("year", "month").iter_rows()]
-
-
-def latest_vintage(clean: pl.DataFrame, by: list[str], coarse: Sequence[str] = ()) -> pl.DataFrame:
-    """Rows of the newest vintage for each `by` group (docs/sources.md §1.4: a later release replaces the whole data).
-
-    `coarse` (keys of `by` that partition the data, e.g. year and month) makes the common case
-    cheap: where a partition holds a single vintage every row is its latest, and only partitions
-    holding several need the per-group window over the full key."""
-    coarse = [k for k in coarse if k in by and k in clean.columns]
-    if coarse:
-        multi = clean.group_by(coarse).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1)
-        if multi.is_empty():
-            return clean
-        several = clean.join(multi, on=coarse, how="semi")
-        return pl.concat([clean.join(multi, on=coarse, how="anti"),
-                          several.filter(pl.col("vintage") == pl.col("vintage").max().over(by))])
-    return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(by))
-
-
-def latest_of(source: Source, clean: pl.DataFrame) -> pl.DataFrame:
-    """A source's clean rows of their newest vintage (`latest_vintage` with its partition keys)."""
-    return latest_vintage(clean, list(source.latest_key), source.spec.partition_by)
 
 
 def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue) -> dict[str, int]:
@@ -617,8 +585,7 @@ def compute_mirror_gaps(settings: Settings, catalogue: Catalogue) -> int:
     if comtrade is None or comtrade.is_empty():
         return 0
     jc = indicator_input(wh, sources["japan_customs"], catalogue)
-    latest = jc
-    frame = mirror.compute(catalogue, comtrade, latest,
+    frame = mirror.compute(catalogue, comtrade, jc,
                            available_months(jc) if jc is not None else [])
     if frame.is_empty():
         return 0

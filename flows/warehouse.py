@@ -193,14 +193,16 @@ class Warehouse:
             return None
         return pl.concat(frames, how="vertical_relaxed")
 
-    def scan_dataset(self, spec: PartitionSpec, columns: Sequence[str] | None = None) -> pl.LazyFrame | None:
+    def scan_dataset(self, spec: PartitionSpec, columns: Sequence[str] | None = None, *,
+                     files: Sequence[str] | None = None) -> pl.LazyFrame | None:
         """A lazy scan of a dataset (Hive partition keys as columns, typed), for projection and
         predicate pushdown: only the columns and row groups asked for are read. Any filesystem
-        pyarrow knows (through `pyarrow.dataset`); None when the dataset has no file."""
+        pyarrow knows (through `pyarrow.dataset`); None when the dataset has no file. `files`:
+        its files when the caller has just listed them (`partition_files`)."""
         import pyarrow as pa
         import pyarrow.dataset as ds
 
-        files = self.partition_files(spec)
+        files = self.partition_files(spec) if files is None else files
         if not files:
             return None
         if isinstance(self.fs, pafs.LocalFileSystem):  # polars' own reader: streaming, no Arrow copy

@@ -297,14 +297,9 @@ def reliance(trade_t: pl.DataFrame, meti: pl.DataFrame | None, consumption: pl.D
 
 
 def trade_tonnes(japan_customs_latest: pl.DataFrame, catalogue: Catalogue, complete_years: list[int]) -> pl.DataFrame:
-    """Imports and exports per metal and complete year, tonnes of metal content; from the Japan
-    Customs indicator frame (or clean rows, summed to it first: flows/sources/japan_customs/summary.py)."""
-    from flows.sources.japan_customs.summary import indicator_frame
-
-    frame = japan_customs_latest
-    if "metal_t" not in frame.columns:
-        frame = indicator_frame(frame, catalogue)
-    t = frame.filter(pl.col("year").is_in(complete_years)).rename({"metal_t": "_t"})
+    """Imports and exports per metal and complete year, tonnes of metal content, from the Japan
+    Customs indicator frame (`metal_t`: flows/sources/japan_customs/summary.py)."""
+    t = japan_customs_latest.filter(pl.col("year").is_in(complete_years)).rename({"metal_t": "_t"})
     return t.group_by("metal", "year").agg(
         pl.col("_t").filter(pl.col("flow") == "import").sum().alias("imports_t"),
         pl.col("_t").filter(pl.col("flow") == "export").sum().alias("exports_t"),

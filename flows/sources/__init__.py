@@ -152,7 +152,7 @@ class Source:
         """What `trade`, `windows` and `derive` read, from a lazy scan of the clean dataset
         (its `indicator_columns`): by default every row of the newest vintage. A source with a
         long history sums it lazily instead (Japan Customs: per flow, month, metal and country)."""
-        return latest_vintage_rows(scan.collect(), self)
+        return latest_vintage(scan, self.latest_key, self.spec.partition_by).collect()
 
     def windows(self, clean: pl.DataFrame) -> pl.DataFrame | None:
         """The indicator periods of `trade`; None: M, 12M and A from the months available."""
@@ -171,10 +171,24 @@ class Source:
         return self.inbox_folder or self.name
 
 
-def latest_vintage_rows(clean: pl.DataFrame, source: Source) -> pl.DataFrame:
-    from flows.pipeline import latest_of
+def latest_vintage(clean: pl.LazyFrame, by: "tuple[str, ...]", coarse: "tuple[str, ...]" = ()) -> pl.LazyFrame:
+    """Rows of the newest vintage for each `by` group (docs/sources.md §1.4: a later release
+    replaces the whole data).
 
-    return latest_of(source, clean)
+    `coarse` (keys of `by` that partition the data, e.g. year and month) makes the common case
+    cheap: where a partition holds a single vintage every row is its latest, and only partitions
+    holding several need the per-group window over the full key."""
+    names = clean.collect_schema().names()
+    coarse = tuple(k for k in coarse if k in by and k in names)
+    if not coarse:
+        return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(list(by)))
+    multi = clean.group_by(list(coarse)).agg(pl.col("vintage").n_unique().alias("_n")).filter(
+        pl.col("_n") > 1).select(list(coarse)).collect()
+    if multi.is_empty():
+        return clean
+    several = clean.join(multi.lazy(), on=list(coarse), how="semi")
+    return pl.concat([clean.join(multi.lazy(), on=list(coarse), how="anti"),
+                      several.filter(pl.col("vintage") == pl.col("vintage").max().over(list(by)))])
 
 
 # Set while `rarewatch sources check` runs: pages of an unknown layout are described, not kept.

@@ -12,28 +12,17 @@ from __future__ import annotations
 import polars as pl
 
 from flows.catalogue import Catalogue
+from flows.sources import latest_vintage
 
 KEY = ("flow", "year", "month", "hs9")  # within which the newest vintage wins (docs/sources.md §1.4)
 PARTITION = ("year", "month")
 
 
-def latest_lazy(scan: pl.LazyFrame, by: tuple[str, ...] = KEY, coarse: tuple[str, ...] = PARTITION) -> pl.LazyFrame:
-    """Newest vintage per `by`: partitions holding one vintage pass as they are (the usual case),
-    only those holding several get the per-key window."""
-    multi = scan.group_by(list(coarse)).agg(pl.col("vintage").n_unique().alias("_n")).filter(
-        pl.col("_n") > 1).select(list(coarse)).collect()
-    if multi.is_empty():
-        return scan
-    several = scan.join(multi.lazy(), on=list(coarse), how="semi")
-    return pl.concat([scan.join(multi.lazy(), on=list(coarse), how="anti"),
-                      several.filter(pl.col("vintage") == pl.col("vintage").max().over(list(by)))])
-
-
 def indicator_frame(scan: pl.LazyFrame | pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
     """flow, year, month, period, metal, country_code, value_jpy_thousand, net_mass_kg, metal_t."""
     lf = scan.lazy() if isinstance(scan, pl.DataFrame) else scan
-    latest = latest_lazy(lf.select("flow", "year", "month", "period", "hs9", "country_code", "value_jpy_thousand",
-                                   "net_mass_kg", "vintage"))
+    latest = latest_vintage(lf.select("flow", "year", "month", "period", "hs9", "country_code", "value_jpy_thousand",
+                                       "net_mass_kg", "vintage"), KEY, PARTITION)
     with_metal = catalogue.assign_metal(latest, code="hs9", period="period")
     factors = catalogue.entries.select("metal", "code", "metal_content")
     content = (with_metal.with_columns(pl.col("hs9").str.slice(0, 6).alias("_hs6"))
