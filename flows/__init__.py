@@ -15,3 +15,10 @@ for _name, _value in {
     "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
 }.items():
     os.environ.setdefault(_name, _value)
+
+# polars allocates with jemalloc, which keeps freed pages for 10 s by default and gives each
+# thread its own arena: a parallel backfill's landing left ~200 MB resident into the indicator
+# step (peak 1,042 MB at 38 years). A background thread returning pages unused for 1 s costs no
+# measurable time (benchmarks/results.md). Read by jemalloc when polars is first imported, so it
+# applies when rarewatch is imported first (the CLI, the flows); `_RJEM_MALLOC_CONF` overrides.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0")

@@ -519,55 +519,89 @@ def available_months(clean: pl.DataFrame) -> list[Month]:
     return [Month(y, m) for y, m in clean.select("year", "month").unique().sort("year", "month").iter_rows()]
 
 
-def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue) -> dict[str, int]:
+def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue, *, full: bool = False) -> dict[str, int]:
     """Recompute a source's indicators from its clean dataset (newest vintage of each period):
     partner shares and import dependency where the source has partners (`trade`), and the
-    source's own derived datasets (`derive`)."""
+    source's own derived datasets (`derive`).
+
+    Partner shares and import dependency are updated, not recomputed, when their files say which
+    month fingerprints they were computed from (`dependency.month_state`): only the windows
+    holding a changed month are recomputed and merged in, and nothing is written when no month
+    changed. The update equals a full recompute (tests/test_indicators_incremental.py); `full`
+    recomputes every window anyway.
+    """
     wh = Warehouse(settings.warehouse)
     latest = indicator_input(wh, source, catalogue)
     if latest is None or latest.is_empty():
         return {}
-    outputs: list[tuple[PartitionSpec, type[pa.DataFrameModel], pl.DataFrame, list[str]]] = []
+    outputs: list[tuple[PartitionSpec, type[pa.DataFrameModel], pl.DataFrame, list[str], dict[str, str]]] = []
+    counts: dict[str, int] = {}
     trade = source.trade(latest, catalogue)
     if trade is not None:
-        periods = source.windows(latest)
-        if periods is None:
-            periods = dependency.windows(available_months(latest))
-        shares, dep = dependency.compute(trade, periods, source=source.name, value_unit=source.value_unit or "")
-        # partner_shares comes sorted (metal, freq, basis, period_start, rank): not sorted again
-        outputs += [(PARTNER_SHARES, PartnerShares, shares, []),
-                    (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])]
-    outputs += [(spec, model, frame, []) for spec, model, frame in source.derive(latest)]
+        given = source.windows(latest)  # a source's own periods (Comtrade): recomputed whole, no state
+        months = available_months(latest) if given is None else []
+        periods = given if given is not None else dependency.windows(months)
+        state = dependency.month_state(months, trade) if given is None else {}
+        meta = dependency.state_metadata(state) if given is None else {}
+        rels = {spec: spec.partition_path({"source": source.name}) + "/part-0.parquet"
+                for spec in (PARTNER_SHARES, IMPORT_DEPENDENCY)}
+        footers = {spec: wh.parquet_footer(rel) for spec, rel in rels.items()}
+        priors = [dependency.stored_state(f[0]) if f else None for f in footers.values()]
+        changed = (dependency.changed_months(priors[0], state)
+                   if not full and given is None and priors[0] is not None and priors[0] == priors[1] else None)
+        value_unit = source.value_unit or ""
+        if changed is not None and not changed:  # the stored indicators are those of this clean data
+            counts.update({spec.path.rsplit("/", 1)[-1]: f[1] for spec, f in footers.items() if f})
+        elif changed is not None and len(changed) * 2 <= len(state):
+            shares, dep = dependency.compute(trade, dependency.touching(periods, changed), source=source.name,
+                                             value_unit=value_unit)
+            ensure_valid(PartnerShares, shares, f"PartnerShares for {source.name}")
+            ensure_valid(ImportDependency, dep, f"ImportDependency for {source.name}")
+            merged = {}
+            for spec, new, order in ((PARTNER_SHARES, shares, ["metal", "freq", "basis", "period_start", "rank"]),
+                                     (IMPORT_DEPENDENCY, dep, ["metal", "freq", "basis", "period_start"])):
+                old = wh.read_parquet(rels[spec])
+                merged[spec] = dependency.merge(old, new, changed, order).select(
+                    pl.lit(source.name).alias("source"), pl.all()).select(new.columns)
+            outputs += [(PARTNER_SHARES, PartnerShares, merged[PARTNER_SHARES], [], meta),
+                        (IMPORT_DEPENDENCY, ImportDependency, merged[IMPORT_DEPENDENCY], [], meta)]
+        else:
+            shares, dep = dependency.compute(trade, periods, source=source.name, value_unit=value_unit)
+            ensure_valid(PartnerShares, shares, f"PartnerShares for {source.name}")
+            ensure_valid(ImportDependency, dep, f"ImportDependency for {source.name}")
+            # partner_shares comes sorted (metal, freq, basis, period_start, rank): not sorted again
+            outputs += [(PARTNER_SHARES, PartnerShares, shares, [], meta),
+                        (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"], meta)]
+    derived = [(spec, model, frame, [], {}) for spec, model, frame in source.derive(latest)]
     scan = wh.scan_dataset(source.spec, source.indicator_columns)
     revisions = source.revisions(scan, catalogue) if scan is not None else None
     if revisions is not None:
         from flows.indicators import REVISIONS
         from schemas.indicators import Revisions
 
-        outputs.append((REVISIONS, Revisions, revisions,
-                        ["flow", "period_start", "metal", "partner_code", "basis", "new_vintage"]))
-    for _, model, frame, _ in outputs:
+        derived.append((REVISIONS, Revisions, revisions,
+                        ["flow", "period_start", "metal", "partner_code", "basis", "new_vintage"], {}))
+    for _, model, frame, _, _ in derived:
         if frame.width:
             ensure_valid(model, frame, f"{model.__name__} for {source.name}")
-    counts = {}
-    for spec, _, frame, sort_by in outputs:
+    for spec, _, frame, sort_by, meta in outputs + derived:
         if frame.width == 0:  # nothing to say (e.g. one vintage only): drop this source's old part
             frame = frame.with_columns(pl.lit(source.name).alias("source")).clear()
-        write_indicator(wh, spec, frame, source.name, sort_by)
+        write_indicator(wh, spec, frame, source.name, sort_by, meta)
         counts[spec.path.rsplit("/", 1)[-1]] = frame.height
     return counts
 
 
 def write_indicator(wh: Warehouse, spec: PartitionSpec, frame: pl.DataFrame, source: str,
-                    sort_by: list[str]) -> None:
+                    sort_by: list[str], metadata: Mapping[str, str] | None = None) -> None:
     """Replace one source's part of an indicator dataset (its `source=` partition, or the whole
     dataset when it is not partitioned by source)."""
     if "source" not in spec.partition_by:
-        wh.write_partitions(spec, frame, sort_by=sort_by or list(frame.columns), replace_all=True)
+        wh.write_partitions(spec, frame, sort_by=sort_by or list(frame.columns), replace_all=True, metadata=metadata)
     elif frame.is_empty():
         wh.publish({}, delete=[f for f in wh.partition_files(spec) if f"source={source}/" in f])
     else:  # sort_by empty: the frame is in its order already
-        wh.write_partitions(spec, frame, sort_by=sort_by)
+        wh.write_partitions(spec, frame, sort_by=sort_by, metadata=metadata)
 
 
 MIRROR_GAPS = PartitionSpec("indicators/mirror_gaps")
@@ -622,7 +656,8 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
     # items summed to metals only where their metal content is known (flows/reference/meti_items.csv)
     meti = metal_monthly(meti_latest) if meti_latest is not None else None
     months = available_months(jc)
-    complete = sorted(y for y in {m.year for m in months} if all(Month(y, k) in set(months) for k in range(1, 13)))
+    have = set(months)
+    complete = sorted(y for y in {m.year for m in months} if all(Month(y, k) in have for k in range(1, 13)))
     trade_t = reserves.trade_tonnes(jc, catalogue, complete)
     years = sorted({reserves.reference_year(m) for m in months} | set(complete))
     candidates = pl.concat([reserves.meti_consumption(meti), reserves.baseline_consumption(years),

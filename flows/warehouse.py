@@ -146,6 +146,15 @@ class Warehouse:
         pq.write_table(table, buf, use_dictionary=text, **PARQUET_OPTIONS)
         return buf.getvalue()
 
+    def parquet_footer(self, rel: str) -> tuple[dict[str, str], int] | None:
+        """(key-value metadata, row count) of a Parquet file, from its footer alone; None when absent."""
+        if not self.exists(rel):
+            return None
+        with self.fs.open_input_file(self.path(rel)) as f:
+            meta = pq.read_metadata(f)
+        kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items() if not k.startswith(b"ARROW:")}
+        return kv, meta.num_rows
+
     def read_parquet(self, rel: str) -> pl.DataFrame:
         with self.fs.open_input_file(self.path(rel)) as f:
             return pl.from_arrow(pq.read_table(f))  # type: ignore[return-value]

@@ -14,7 +14,7 @@ mass unit). Definitions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import polars as pl
 
@@ -45,12 +45,15 @@ _SERIES = ["metal", "basis", "partner_code"]
 
 
 def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
-    """Amount per metal, period, basis and partner code (amounts > 0 only); `periods` from `windows`.
+    """Amount per metal, period, basis and partner code (amounts > 0 only); `periods` from `windows`
+    (all of them, or only those to recompute: `touching`).
 
     Linear in the history: the trade is first summed per metal, partner, basis and month; a
     period made of one (year, month) of the trade frame is a join, a period of several months
-    (12M, A) is a difference of running sums over a dense month index, so no month is copied
-    into each of the ~25 windows it belongs to.
+    (12M, A) is a difference of running sums, so no month is copied into each of the windows it
+    belongs to. The running sums always run over the whole trade frame, in month order, so a window
+    gets the same float sum whether every window is computed or only a few (an incremental update
+    equals a full recompute, bit for bit).
     """
     # summed per metal, partner and month first (a month holds many codes per metal)
     per_month = trade.group_by(pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64), "metal",
@@ -65,24 +68,44 @@ def partner_amounts(trade: pl.DataFrame, periods: pl.DataFrame) -> pl.DataFrame:
     parts = [monthly.join(single, on=["year", "month"], how="inner").select(*GROUP, "months", "partner_code", "amount")]
     multi = span.filter(pl.col("_n") > 1)
     if multi.height and monthly.height:
-        # multi-month windows from monthly data are contiguous (12M, A): sums of a range of months
-        idx = monthly.with_columns((pl.col("year") * 12 + pl.col("month") - 1).alias("_i"))
-        first, last = idx["_i"].min(), max(idx["_i"].max(), multi["_b"].max())
-        series = idx.group_by(_SERIES).agg(pl.col("_i").min().alias("_start"))
-        grid = series.join(pl.DataFrame({"_i": pl.int_range(first - 1, last + 1, eager=True)}), how="cross").filter(
-            pl.col("_i") >= pl.col("_start") - 1).drop("_start")
-        running = grid.join(idx.select(*_SERIES, "_i", "amount"), on=[*_SERIES, "_i"], how="left").sort(
-            *_SERIES, "_i").with_columns(pl.col("amount").fill_null(0.0).cum_sum().over(_SERIES).alias("_c")).select(
-            *_SERIES, "_i", "_c")
-        windows_ = series.select(_SERIES).join(multi, how="cross")
-        at_end = windows_.join(running.rename({"_i": "_b", "_c": "_cb"}), on=[*_SERIES, "_b"], how="left")
-        at_start = at_end.with_columns((pl.col("_a") - 1).alias("_a1")).join(
-            running.rename({"_i": "_a1", "_c": "_ca"}), on=[*_SERIES, "_a1"], how="left")
+        # multi-month windows from monthly data are contiguous (12M, A): sums of a range of months,
+        # read from each series' running sum at the window's last month and before its first
+        # in month order, each series' running sum is sequential (one month after the other)
+        running = monthly.select(*_SERIES, (pl.col("year") * 12 + pl.col("month") - 1).alias("_i"), "amount").sort(
+            "_i", maintain_order=True).with_columns(pl.col("amount").cum_sum().over(_SERIES).alias("_c"))
+        series = running.group_by(_SERIES).agg(pl.col("_c").last().alias("_t"))
+        marks = running.select(*_SERIES, "_i", "_c")  # sorted by _i already, as join_asof needs
+        windows_ = series.join(multi, how="cross")
+        at_end = windows_.sort("_b").join_asof(marks.rename({"_i": "_b", "_c": "_cb"}), on="_b", by=_SERIES,
+                                              strategy="backward", check_sortedness=False)
+        at_start = at_end.with_columns((pl.col("_a") - 1).alias("_a1")).sort("_a1").join_asof(
+            marks.rename({"_i": "_a1", "_c": "_ca"}), on="_a1", by=_SERIES, strategy="backward",
+            check_sortedness=False)
         parts.append(at_start.select(
             *GROUP, "months", "partner_code",
-            (pl.col("_cb").fill_null(0.0) - pl.col("_ca").fill_null(0.0)).alias("amount"),
-        ).filter(pl.col("amount") > 1e-9 * pl.col("amount").abs().max()))
+            (pl.col("_cb").fill_null(0.0) - pl.col("_ca").fill_null(0.0)).alias("amount"), "_t",
+        ).filter(pl.col("amount") > 1e-9 * pl.col("_t")).drop("_t"))  # differences of equal sums: no partner
     return pl.concat(parts, how="vertical_relaxed")
+
+
+def touching(periods: pl.DataFrame, months: Iterable[Month]) -> pl.DataFrame:
+    """The rows of a `windows` frame whose window holds one of `months` (what a change in those
+    months makes stale)."""
+    changed = pl.DataFrame([(m.year, m.month) for m in months], schema={"year": pl.Int64, "month": pl.Int64},
+                           orient="row")
+    keys = periods.join(changed, on=["year", "month"]).select("freq", "period_start", "period_end").unique()
+    return periods.join(keys, on=["freq", "period_start", "period_end"], how="semi")
+
+
+def merge(old: pl.DataFrame, new: pl.DataFrame, months: Iterable[Month], order: list[str]) -> pl.DataFrame:
+    """A stored indicator with the periods holding one of `months` replaced by `new` (those periods
+    recomputed), in `order`."""
+    window = ["freq", "period_start", "period_end"]
+    changed = pl.DataFrame({"_d": [m.first_day for m in months]}, schema={"_d": pl.Date})
+    drop = old.select(window).unique().join(changed, how="cross").filter(
+        (pl.col("period_start") <= pl.col("_d")) & (pl.col("period_end") >= pl.col("_d"))).select(window).unique()
+    kept = old.join(drop, on=window, how="anti", maintain_order="left")
+    return pl.concat([kept, new.select(old.columns)], how="vertical_relaxed").sort(order, maintain_order=True)
 
 
 def _partner_table(trade: pl.DataFrame) -> pl.DataFrame:
@@ -153,3 +176,47 @@ def compute(trade: pl.DataFrame, periods: pl.DataFrame | Iterable[Month], *, sou
         pl.col(c).clip(upper_bound=1.0) for c in ("china_share", "top_partner_share", "top3_share")
     ).sort("metal", "freq", "basis", "period_start")
     return shares, dependency
+
+
+# ---------------------------------------------------------------- incremental updates
+STATE_KEY = "rarewatch.indicator_state"
+STATE_VERSION = 1  # raise when the computation changes: stored indicators are then recomputed whole
+
+
+def month_state(months: Iterable[Month], trade: pl.DataFrame) -> dict[str, str]:
+    """A fingerprint of each available month's trade rows (order-independent: sums of row hashes),
+    "-" for a month without import rows. Kept in the indicator files' metadata; a month whose
+    fingerprint differs from the stored one is a changed month."""
+    fp = trade.select(
+        pl.col("year").cast(pl.Int64), pl.col("month").cast(pl.Int64), pl.struct(pl.all()).hash().alias("_h"),
+    ).group_by("year", "month").agg(
+        (pl.col("_h") // 2**32).cast(pl.Int64).sum().alias("_hi"), (pl.col("_h") % 2**32).cast(pl.Int64).sum().alias("_lo"),
+        pl.len().alias("_n"))
+    prints = {(y, m): f"{n}.{hi:x}.{lo:x}" for y, m, hi, lo, n in fp.select("year", "month", "_hi", "_lo", "_n").iter_rows()}
+    return {str(m): prints.get((m.year, m.month), "-") for m in sorted(set(months))}
+
+
+def state_metadata(state: dict[str, str]) -> dict[str, str]:
+    import json
+
+    return {STATE_KEY: json.dumps({"version": STATE_VERSION, "polars": pl.__version__, "months": state},
+                                  sort_keys=True, separators=(",", ":"))}
+
+
+def stored_state(metadata: Mapping[str, str]) -> dict[str, str] | None:
+    """The month fingerprints an indicator file was computed from; None when unknown or made by
+    another version of the computation (or of polars, whose row hashes may change)."""
+    import json
+
+    try:
+        doc = json.loads(metadata[STATE_KEY])
+    except (KeyError, ValueError):
+        return None
+    if doc.get("version") != STATE_VERSION or doc.get("polars") != pl.__version__:
+        return None
+    return dict(doc.get("months") or {})
+
+
+def changed_months(old: Mapping[str, str], new: Mapping[str, str]) -> list[Month]:
+    """Months added, removed or changed between two states."""
+    return sorted(Month.parse(m) for m in set(old) | set(new) if old.get(m) != new.get(m))

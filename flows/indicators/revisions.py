@@ -18,6 +18,13 @@ def japan_customs(clean: pl.LazyFrame | pl.DataFrame, catalogue: Catalogue) -> p
     """Revisions of Japan Customs figures, value (thousand yen) and quantity (kg)."""
     lf = clean.lazy()
     # only the (flow, month, code) published in more than one vintage can have been revised
+    # a month published in one vintage only has no revision: found on the month first (cheap keys)
+    month = ["flow", "year", "month"]
+    months = lf.group_by(month).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1).drop(
+        "_n").collect()
+    if months.is_empty():
+        return pl.DataFrame()
+    lf = lf.join(months.lazy(), on=month, how="semi")
     revised = lf.group_by(KEY).agg(pl.col("vintage").n_unique().alias("_n")).filter(pl.col("_n") > 1).drop(
         "_n").collect()
     if revised.is_empty():
