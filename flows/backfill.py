@@ -102,8 +102,14 @@ def backfill(
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(registry())}")
     months = [str(m) for m in month_range(first, last)]
     with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # never beside another writing run
-        return backfill_months.with_options(task_runner=_runner(settings, max_parallel))(
-            settings, months, names, force, max_parallel)
+        # ...and always the warehouse's writer lock; what lands is published at the end, at once
+        with Warehouse(settings.warehouse).transaction(f"backfill {start}..{end}", lock_timeout=settings.lock_timeout):
+            out = backfill_months.with_options(task_runner=_runner(settings, max_parallel))(
+                settings, months, names, force, max_parallel)
+    if out["errors"]:
+        landed = f"published: {', '.join(out['landed'])}" if out["landed"] else "nothing was published"
+        raise SourceFailed("backfill", [RarewatchError(e) for e in out["errors"]], note=landed)
+    return out
 
 
 @flow(name="backfill-months")
@@ -140,33 +146,55 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
                                          progress=100.0 * (unit - 1 + done / total) / len(units))
         return listener
 
-    for i, (n, label, refs, unit_months) in enumerate(units, start=1):
+    # Within the run's transaction (the parent flow's): each source lands and gets its indicators
+    # in a savepoint, so a source whose indicators fail leaves nothing of it (never clean rows
+    # that every later run would fail on); a release that fails alone is left out alone.
+    wh = Warehouse(settings.warehouse)
+    extra_errors: list[str] = []
+    i = 0
+    for n in names:
         try:
-            fetched = refs if refs is not None else futures.pop((n, label)).result()
-            with listening(within_unit(i)):
-                groups = land_files(settings, n, label, fetched, span, force, max_parallel)
-        except Exception as e:  # a release that cannot be fetched: reported, the others still land
-            logger.error("%s %s failed: %s", n, label, e)
-            groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=unit_months)]
-        results[n] += groups
-        update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(units))
+            with wh.transaction(f"backfill {n}"):
+                for n_, label, refs, unit_months in units:
+                    if n_ != n:
+                        continue
+                    i += 1
+                    try:
+                        fetched = refs if refs is not None else futures.pop((n, label)).result()
+                        with listening(within_unit(i)):
+                            groups = land_files(settings, n, label, fetched, span, force, max_parallel)
+                    except Exception as e:  # a release that cannot be fetched: reported, the others still land
+                        logger.error("%s %s failed: %s", n, label, e)
+                        groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=unit_months)]
+                    results[n] += groups
+                    update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(units))
+                if any(g.rows_written for g in results[n]):
+                    compute_indicators(settings, n)
+        except Exception as e:
+            logger.error("%s: indicators failed, nothing of %s is published: %s", n, n, e)
+            for g in results[n]:
+                if g.status == "landed":
+                    g.status, g.error, g.rows_by_month = "failed", f"not published: the indicators failed: {e}"[:2000], {}
+            extra_errors.append(f"{n}: indicators failed, nothing of {n} was published: {e}")
     rows = month_rows(results, months)
     for r in rows:
         logger.info("%s %s: %s", r["month"], r["source"], r["detail"])
     landed = sorted(n for n, gs in results.items() if any(g.rows_written for g in gs))
-    for n in landed:
-        compute_indicators(settings, n)
-    if set(landed) & {"comtrade", "japan_customs"}:
-        compute_mirror_gaps(settings)
-    if set(landed) & {"japan_customs", "meti"}:
-        compute_reserves(settings)
+    for name, needs, compute in (("mirror_gaps", {"comtrade", "japan_customs"}, compute_mirror_gaps),
+                                 ("reserve_coverage", {"japan_customs", "meti"}, compute_reserves)):
+        if set(landed) & needs:
+            try:
+                with wh.transaction(name):
+                    compute(settings)
+            except Exception as e:  # reserve messages carry no stock figure (pipeline.compute_reserves)
+                logger.error("%s failed, not published: %s", name, e)
+                extra_errors.append(f"{name} failed, not published: {e}")
     if landed:
-        write_views(Warehouse(settings.warehouse))
+        write_views(wh)
     create_table_artifact(key="backfill-summary", table=rows, description="What happened per month and source")
-    errors = [g.error for gs in results.values() for g in gs if g.status == "failed"]
-    if errors:
-        raise SourceFailed("backfill", [RarewatchError(e) for e in errors])
-    return {"jobs": rows, "landed": landed, "releases": {n: [g.as_dict() for g in gs] for n, gs in results.items()}}
+    errors = [g.error for gs in results.values() for g in gs if g.status == "failed"] + extra_errors
+    return {"jobs": rows, "landed": landed, "errors": errors,
+            "releases": {n: [g.as_dict() for g in gs] for n, gs in results.items()}}
 
 
 @dataclass

@@ -65,7 +65,8 @@ class ValidationFailed(RarewatchError):
 class SourceFailed(RarewatchError):
     """One source's run failed; carries every error so that all are reported at once."""
 
-    def __init__(self, source: str, errors: list[Exception]):
+    def __init__(self, source: str, errors: list[Exception], *, note: str = ""):
         self.source, self.errors = source, errors
         body = "\n".join(f"- {e}" for e in errors)
-        super().__init__(f"source {source} failed ({len(errors)} problem(s)); nothing was published:\n{body}")
+        super().__init__(f"source {source} failed ({len(errors)} problem(s)); "
+                         f"{note or 'nothing of it was published'}:\n{body}")

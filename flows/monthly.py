@@ -140,11 +140,32 @@ def monthly_refresh(
     settings = Settings()
     now = flow_run.get_scheduled_start_time()
     with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # one writer at a time when the limit exists
-        results = run_refresh(settings, period, sources, now=now)
-        if previous_year or (previous_year is None and period is None and settings.inbox is None
-                             and now.month in (3, 11) and "japan_customs" in (sources or registry())):
-            results["japan_customs_previous_year"] = repull_previous_year(settings, now.year - 1)
+        # ...and always the warehouse's own writer lock; everything is published at the end, at once
+        with Warehouse(settings.warehouse).transaction(f"monthly-refresh {period or 'due'}",
+                                                       lock_timeout=settings.lock_timeout) as tx:
+            results, failures = run_refresh(settings, period, sources, now=now)
+            if previous_year or (previous_year is None and period is None and settings.inbox is None
+                                 and now.month in (3, 11) and "japan_customs" in (sources or registry())):
+                try:
+                    with tx.savepoint():
+                        results["japan_customs_previous_year"] = repull_previous_year(settings, now.year - 1)
+                except Exception as e:
+                    failures.append(e if isinstance(e, SourceFailed) else SourceFailed("japan_customs", [e]))
+                    results["japan_customs_previous_year"] = {"status": "failed", "error": str(e)}
+    raise_failures(results, failures)
     return results
+
+
+def raise_failures(results: dict[str, Any], failures: list[SourceFailed]) -> None:
+    """After the publish: the run fails when anything failed, saying what was published and what not."""
+    if not failures:
+        return
+    landed = sorted(n for n, r in results.items() if isinstance(r, dict) and r.get("status") == "ok")
+    summary = (f"published: {', '.join(landed)}" if landed else "nothing was published") + \
+        f"; not published: {', '.join(f.source for f in failures)}"
+    if len(failures) == 1 and not landed:
+        raise failures[0]
+    raise SourceFailed(",".join(f.source for f in failures), [e for f in failures for e in f.errors], note=summary)
 
 
 def repull_previous_year(settings: Settings, year: int) -> dict[str, Any]:
@@ -157,8 +178,11 @@ def repull_previous_year(settings: Settings, year: int) -> dict[str, Any]:
 
 
 def run_refresh(settings: Settings, period: str | None, sources: list[str] | None,
-                now: dt.datetime) -> dict[str, Any]:
-    """Body of the flow: one source failing does not stop the others; failures are raised at the end."""
+                now: dt.datetime) -> tuple[dict[str, Any], list[SourceFailed]]:
+    """Body of the flow, within the run's transaction: one source failing does not stop the
+    others (what it staged is dropped: its savepoint), and failures are returned, to be raised
+    once the rest is published."""
+    wh = Warehouse(settings.warehouse)
     logger = get_run_logger()
     known = registry()
     names = sources or list(known)
@@ -187,10 +211,11 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
                 results[name] = {"status": "failed", "error": str(error)}
                 continue
         try:
-            fetched = fetch_releases.with_options(
-                retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(settings, name, month)
-            report = land_releases(settings, name, fetched, month)
-            counts = compute_indicators(settings, name)
+            with wh.transaction(name):  # a savepoint of the run's: a failing source leaves nothing
+                fetched = fetch_releases.with_options(
+                    retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(settings, name, month)
+                report = land_releases(settings, name, fetched, month)
+                counts = compute_indicators(settings, name)
         except Exception as e:  # reported per source; the others still land
             logger.error("%s failed: %s", name, e)
             failures.append(e if isinstance(e, SourceFailed) else SourceFailed(name, [e]))
@@ -203,22 +228,21 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
     if any(r["status"] == "ok" for r in results.values()) and {"comtrade", "japan_customs"} & {
             n for n, r in results.items() if r["status"] == "ok"}:
         try:
-            results["mirror_gaps"] = {"status": "ok", "rows": compute_mirror_gaps(settings)}
+            with wh.transaction("mirror_gaps"):
+                results["mirror_gaps"] = {"status": "ok", "rows": compute_mirror_gaps(settings)}
         except Exception as e:
             logger.error("mirror gaps failed: %s", e)
             failures.append(SourceFailed("mirror_gaps", [e]))
     if {"japan_customs", "meti"} & {n for n, r in results.items() if r["status"] == "ok"}:
         try:
-            results["reserve_coverage"] = {"status": "ok", **compute_reserves(settings)}
+            with wh.transaction("reserve_coverage"):
+                results["reserve_coverage"] = {"status": "ok", **compute_reserves(settings)}
         except Exception as e:  # messages carry no stock figure (pipeline.compute_reserves)
             logger.error("reserve coverage failed: %s", e)
             failures.append(SourceFailed("reserve_coverage", [e]))
-    write_views(Warehouse(settings.warehouse))
+    write_views(wh)
     _artifacts(settings, {k: v for k, v in results.items() if k not in ("mirror_gaps", "reserve_coverage")})
-    if failures:
-        raise failures[0] if len(failures) == 1 else SourceFailed(
-            ",".join(f.source for f in failures), [e for f in failures for e in f.errors])
-    return results
+    return results, failures
 
 
 def _artifacts(settings: Settings, results: dict[str, Any]) -> None:

@@ -220,7 +220,11 @@ def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> 
     partition is touched.
     """
     wh = Warehouse(settings.warehouse)
-    wh.sweep_staging()
+    with wh.transaction(f"land {source.name}"):  # a savepoint within a run
+        return _publish_files(wh, source, files)
+
+
+def _publish_files(wh: Warehouse, source: Source, files: list[ReadFile]) -> LandReport:
     report = LandReport(source.name)
     errors = [f.error for f in files if f.error is not None]
     good = [f for f in files if f.status == "parsed"]
@@ -254,7 +258,11 @@ def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> 
                                  **{f"skipped_{k}": v for k, v in p.skipped.items()}, "status": "ok"})  # type: ignore[union-attr]
     entries = [f.entry for f in files if f.entry is not None]
     if errors:
-        _record_manifest(wh, source, [f.entry for f in files if f.status == "failed" and f.entry is not None])
+        refused = [f.entry for f in files if f.status == "failed" and f.entry is not None]
+        tx = wh.current_transaction()
+        assert tx is not None
+        # the refusal is recorded once what this batch staged is undone (the manifest says "rejected")
+        tx.after_rollback(lambda: _record_manifest(wh, source, refused))
         raise SourceFailed(source.name, errors)
 
     frames = [f.parsed.frame for f in good if f.parsed.frame.height]  # type: ignore[union-attr]
@@ -265,14 +273,16 @@ def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> 
             # and in "exports to Japan"): identical but for provenance, it is one record.
             incoming = incoming.unique(subset=[c for c in incoming.columns if c not in ("source_file", "line")],
                                        keep="first", maintain_order=True)
-        report.partitions = publish_clean(wh, source, incoming)
-        report.rows_written = incoming.height
-        report.rows_by_month = rows_by_month(incoming)
-    report.months = sorted({str(m) for f in good for m in f.parsed.months})  # type: ignore[union-attr]
     for e in entries:
         if e["status"] == "rejected":  # every file of the batch is sound: it is published now
             e["status"] = "published"
+    # clean partitions and manifest together (within a run: part of the run's transaction)
+    if frames:
+        report.partitions = publish_clean(wh, source, incoming)
+        report.rows_written = incoming.height
+        report.rows_by_month = rows_by_month(incoming)
     _record_manifest(wh, source, entries)
+    report.months = sorted({str(m) for f in good for m in f.parsed.months})  # type: ignore[union-attr]
     return report
 
 
@@ -495,13 +505,10 @@ def indicator_input(wh: Warehouse, source: Source, catalogue: Catalogue) -> pl.D
     dataset (`indicator_columns` projected). Computed once per run: the indicators, mirror gaps and
     reserves of a run share it while the dataset's files are unchanged (same paths, sizes and
     modification times)."""
-    import pyarrow.fs as pafs
-
     files = wh.partition_files(source.spec)
     if not files:
         return None
-    infos = wh.fs.get_file_info([wh.path(f) for f in files])
-    signature = tuple((i.path, i.size, i.mtime_ns) for i in infos if i.type == pafs.FileType.File)
+    signature = wh.file_signature(files)
     key = (wh.root_url, source.spec.path)
     hit = _INPUT_CACHE.get(key)
     if hit is not None and hit[0] == signature:

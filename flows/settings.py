@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     # --- HTTP, shared by every source -------------------------------------------------------
     http_timeout: float = Field(60.0, description="Seconds before a connect or read times out.")
+    lock_timeout: float = Field(3600.0, ge=0, description=(
+        "Seconds a run waits for the warehouse's writer lock while another run holds it (runs write one "
+        "at a time); then it stops with a message naming the holder."))
     http_retries: int = Field(4, description="Retries on connection errors, 429 and 5xx.")
     http_backoff: float = Field(1.0, description="Backoff factor between retries (seconds, doubled).")
     task_retries: int = Field(2, description="Prefect retries of a source's fetch task after network errors.")
