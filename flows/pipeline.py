@@ -556,29 +556,22 @@ def compute_indicators(settings: Settings, source: Source, catalogue: Catalogue,
         priors = [dependency.stored_state(f[0]) if f else None for f in footers.values()]
         changed = (dependency.changed_months(priors[0], state)
                    if not full and given is None and priors[0] is not None and priors[0] == priors[1] else None)
-        value_unit = source.value_unit or ""
         if changed is not None and not changed:  # the stored indicators are those of this clean data
             counts.update({spec.path.rsplit("/", 1)[-1]: f[1] for spec, f in footers.items() if f})
-        elif changed is not None and len(changed) * 2 <= len(state):
-            shares, dep = dependency.compute(trade, dependency.touching(periods, changed), source=source.name,
-                                             value_unit=value_unit)
-            ensure_valid(PartnerShares, shares, f"PartnerShares for {source.name}")
-            ensure_valid(ImportDependency, dep, f"ImportDependency for {source.name}")
-            merged = {}
-            for spec, new, order in ((PARTNER_SHARES, shares, ["metal", "freq", "basis", "period_start", "rank"]),
-                                     (IMPORT_DEPENDENCY, dep, ["metal", "freq", "basis", "period_start"])):
-                old = wh.read_parquet(rels[spec])
-                merged[spec] = dependency.merge(old, new, changed, order).select(
-                    pl.lit(source.name).alias("source"), pl.all()).select(new.columns)
-            outputs += [(PARTNER_SHARES, PartnerShares, merged[PARTNER_SHARES], [], meta),
-                        (IMPORT_DEPENDENCY, ImportDependency, merged[IMPORT_DEPENDENCY], [], meta)]
         else:
-            shares, dep = dependency.compute(trade, periods, source=source.name, value_unit=value_unit)
+            update = changed is not None and len(changed) * 2 <= len(state)  # else recomputed whole
+            shares, dep = dependency.compute(trade, dependency.touching(periods, changed) if update else periods,
+                                             source=source.name, value_unit=source.value_unit or "")
             ensure_valid(PartnerShares, shares, f"PartnerShares for {source.name}")
             ensure_valid(ImportDependency, dep, f"ImportDependency for {source.name}")
-            # partner_shares comes sorted (metal, freq, basis, period_start, rank): not sorted again
-            outputs += [(PARTNER_SHARES, PartnerShares, shares, [], meta),
-                        (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"], meta)]
+            for spec, model, frame, order in (
+                    (PARTNER_SHARES, PartnerShares, shares, ["metal", "freq", "basis", "period_start", "rank"]),
+                    (IMPORT_DEPENDENCY, ImportDependency, dep, ["metal", "freq", "basis", "period_start"])):
+                if update:  # the stored rows with the recomputed windows in place
+                    frame = dependency.merge(wh.read_parquet(rels[spec]), frame, changed, order).select(
+                        pl.lit(source.name).alias("source"), pl.all()).select(frame.columns)
+                # partner_shares comes sorted (metal, freq, basis, period_start, rank): not sorted again
+                outputs.append((spec, model, frame, [] if spec is PARTNER_SHARES else order, meta))
     derived = [(spec, model, frame, [], {}) for spec, model, frame in source.derive(latest)]
     scan = wh.scan_dataset(source.spec, source.indicator_columns)
     revisions = source.revisions(scan, catalogue) if scan is not None else None

@@ -122,7 +122,7 @@ class Transaction:
         self.staged: dict[str, str] = {}  # rel -> staged path (self.wh.fs)
         self.deleted: set[str] = set()
         self._log: list[tuple[str, str | None, bool]] = []  # (rel, previous staged, previously deleted)
-        self._after: list[tuple[int, Callable[[], None]]] = []  # (mark, what to record once rolled back)
+        self._after: list[Callable[[], None]] = []  # what to record once rolled back (after_rollback)
         self._lock = threading.RLock()
 
     # -- recording
@@ -149,11 +149,10 @@ class Transaction:
     def after_rollback(self, record: Callable[[], None]) -> None:
         """Run `record` once the innermost savepoint has been rolled back (its writes then join the
         enclosing transaction): how a refused file's manifest entry survives the refusal."""
-        self._after.append((self.mark(), record))
+        self._after.append(record)
 
-    def rollback_to(self, mark: int) -> list[str]:
-        """Undo what was recorded since `mark`; returns the paths it had staged or deleted."""
-        undone = []
+    def rollback_to(self, mark: int) -> None:
+        """Undo what was recorded since `mark`."""
         with self._lock:
             while len(self._log) > mark:
                 rel, previous, was_deleted = self._log.pop()
@@ -165,8 +164,6 @@ class Transaction:
                 self.deleted.discard(rel)
                 if was_deleted:
                     self.deleted.add(rel)
-                undone.append(rel)
-        return sorted(set(undone))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -179,13 +176,9 @@ class Transaction:
             self.rollback_to(mark)
             # recorded again after every enclosing rollback, and at last outside the transaction
             # if the whole run is dropped (records are idempotent)
-            for _, fn in self._after[n_after:]:
+            for fn in self._after[n_after:]:
                 fn()
             raise
-
-    def pending(self) -> list[str]:
-        """Paths (relative to the root) this transaction will write or delete."""
-        return sorted(set(self.staged) | self.deleted)
 
     # -- reading through
     def lookup(self, rel: str) -> str | None | bool:
@@ -197,19 +190,18 @@ class Transaction:
         return None
 
     # -- ending
-    def commit(self) -> list[str]:
+    def commit(self) -> None:
         with self._lock:
             moves = [[self.staged[rel], rel] for rel in sorted(self.staged)]
             deletes = sorted(self.deleted)
         if not moves and not deletes:
             self.discard()
-            return []
+            return
         journal = json.dumps({"id": self.id, "what": self.what, "moves": moves, "deletes": deletes}, indent=0)
         self.wh._write_now(JOURNAL, journal.encode())  # the commit point: from here on it is rolled forward
         _apply(self.wh, moves, deletes)
         self.wh.fs.delete_file(self.wh.path(JOURNAL))
         self.discard()
-        return sorted(set(self.staged) | self.deleted)
 
     def discard(self) -> None:
         top = self.wh.path(STAGING, self.id)
@@ -566,7 +558,7 @@ class Warehouse:
                 with _GUARD:
                     _TX.pop(self.root_url, None)
                 tx.discard()
-                for _, fn in tx._after:  # refusals are kept even when nothing else is
+                for fn in tx._after:  # refusals are kept even when nothing else is
                     try:
                         fn()
                     except Exception as e:  # never hide the run's own error behind this one

@@ -14,6 +14,7 @@ mass unit). Definitions:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 
 import polars as pl
@@ -197,8 +198,6 @@ def month_state(months: Iterable[Month], trade: pl.DataFrame) -> dict[str, str]:
 
 
 def state_metadata(state: dict[str, str]) -> dict[str, str]:
-    import json
-
     return {STATE_KEY: json.dumps({"version": STATE_VERSION, "polars": pl.__version__, "months": state},
                                   sort_keys=True, separators=(",", ":"))}
 
