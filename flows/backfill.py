@@ -34,7 +34,7 @@ from flows.httpclient import session
 from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
 from flows.periods import Month, MonthSpan, month_range, parse_period
 from flows.progress import listening
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from flows.sources import Source, inbox_files, registry
 from flows.views import write_views
 from flows.warehouse import Warehouse
@@ -46,8 +46,9 @@ MonthText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description
 def fetch_period(settings: Settings, source_name: str, period: str) -> list[pipeline.Fetched]:
     """Find and download one release of a live source; its bytes go to the raw zone at once."""
     source = registry()[source_name]
-    refs = source.discover(settings, session(settings), parse_period(period))
-    return [pipeline.fetch_release(settings, source, ref, keep_raw=True) for ref in refs]
+    http = session(settings, source_name)
+    refs = source.discover(settings, http, parse_period(period))
+    return [pipeline.fetch_release(settings, source, ref, http, keep_raw=True) for ref in refs]
 
 
 @task(cache_policy=NO_CACHE, task_run_name="land-{source_name}-{label}")
@@ -87,7 +88,7 @@ def backfill(
         force: land months even when their release files are unchanged.
         max_parallel: how many months are fetched at once.
     """
-    settings = Settings()
+    settings = load_settings()
     first, last = Month.parse(start), Month.parse(end)
     if last < first:
         raise ValueError(f"end {end} is before start {start}")

@@ -53,7 +53,7 @@ def _start(source: Source, now: dt.datetime) -> Period:
 def check_source(settings: Settings, source: Source, now: dt.datetime,
                  http: requests.Session | None = None, period: Period | None = None) -> SourceCheck:
     """Discovery and one sample file of a source's latest release (or of `period`), parsed, nothing written."""
-    http = http or session(settings)
+    http = http or session(settings, source.name)
     token = READ_ONLY.set(True)
     try:
         start = period or _start(source, now)
@@ -100,8 +100,7 @@ def check_sources(settings: Settings, names: list[str] | None = None,
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(known)}")
     now = now or dt.datetime.now(dt.UTC)
-    http = session(settings)
-    return [check_source(settings, known[n], now, http) for n in (names or list(known))]
+    return [check_source(settings, known[n], now) for n in (names or list(known))]
 
 
 def report(checks: list[SourceCheck]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 
 from flows.periods import parse_period
@@ -72,7 +74,76 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every failure ends as one paragraph on stderr and a non-zero exit code, never a bare
+    traceback: rarewatch's own errors as they are, invalid settings naming the variable, folders
+    that cannot be written naming the folder; anything unexpected with the place its traceback
+    was kept. SIGTERM is handled like Ctrl-C: the run in progress publishes nothing, and a local
+    Prefect server this command started is stopped."""
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print(f"rarewatch {args.command}: interrupted; the run in progress published nothing (the warehouse "
+              "is as it was before it)", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 (the one place that turns every failure into a message)
+        print(f"rarewatch {args.command}: {describe(e)}", file=sys.stderr)
+        return 2 if _is_settings_error(e) else 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        from flows import prefect_api
+
+        if sys.exc_info()[0] is not None or _INTERRUPTED:
+            prefect_api.stop_if_started_here()
+
+
+_INTERRUPTED = False
+
+
+def _terminated(signum: int, frame: object) -> None:
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    from flows import prefect_api
+
+    prefect_api.stop_if_started_here()
+    raise KeyboardInterrupt
+
+
+def _is_settings_error(e: Exception) -> bool:
+    from flows.settings import SettingsError
+
+    return isinstance(e, SettingsError)
+
+
+def describe(e: BaseException) -> str:
+    """One paragraph for any failure (see `main`)."""
+    from flows.errors import RarewatchError
+
+    if isinstance(e, RarewatchError):
+        return str(e)
+    if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES,
+                                                                               errno.ENOSPC, errno.EDQUOT)):
+        where = e.filename or "a file"
+        return (f"cannot write {where}: {e.strerror}. Check that the warehouse (RAREWATCH_WAREHOUSE), the restricted "
+                "root (RAREWATCH_RESTRICTED_DIR) and PREFECT_HOME are writable and have space; nothing of the run "
+                "was published")
+    if isinstance(e, OSError):
+        return f"{e.filename or 'a file'}: {e.strerror or e}"
+    import tempfile
+    import traceback
+
+    from flows.httpclient import redact
+
+    secrets = tuple(os.environ.get(v, "") for v in ("RAREWATCH_ESTAT_APP_ID", "RAREWATCH_COMTRADE_API_KEY"))
+    fd, path = tempfile.mkstemp(prefix="rarewatch-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(redact("".join(traceback.format_exception(e)), secrets))
+    return (f"unexpected {type(e).__name__}: {redact(str(e), secrets)}. This is a rarewatch bug, not a problem of your data: nothing of the "
+            f"run was published; the traceback is kept in {path} (please attach it to an issue)")
+
+
+def _main(args: argparse.Namespace) -> int:
     if not args.verbose:
         # Run logs still reach the Prefect backend (UI); the console shows only our own summary.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -164,10 +235,10 @@ def _backfill(start: str, end: str, sources: list[str] | None, force: bool, para
 def _sources_check(sources: list[str] | None) -> int:
     """No Prefect run: plain functions, so the check answers in seconds."""
     from flows.checks import check_sources, report
-    from flows.settings import Settings
+    from flows.settings import load_settings
 
     try:
-        checks = check_sources(Settings(), sources)
+        checks = check_sources(load_settings(), sources)
     except ValueError as e:
         print(f"rarewatch sources check: {e}", file=sys.stderr)
         return 2
@@ -185,10 +256,10 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     from flows.errors import RarewatchError
     from flows.monthly import monthly_refresh
     from flows.summaries import china_summary, month_summary, reserve_summary
-    from flows.settings import Settings
+    from flows.settings import load_settings
     from flows.warehouse import Warehouse
 
-    settings = Settings()
+    settings = load_settings()
     try:
         results = monthly_refresh(period=period, sources=sources)
     except (RarewatchError, ValueError) as e:

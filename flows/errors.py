@@ -70,3 +70,12 @@ class SourceFailed(RarewatchError):
         body = "\n".join(f"- {e}" for e in errors)
         super().__init__(f"source {source} failed ({len(errors)} problem(s)); "
                          f"{note or 'nothing of it was published'}:\n{body}")
+
+
+class LimitExceeded(FetchError):
+    """A download, archive, inbox file or cell passed a limit in settings, or a request or a source's
+    run its deadline: names the setting that changes it. Never retried (it would only happen again)."""
+
+    def __init__(self, source: str, url: str, problem: str, *, setting: str):
+        self.setting = setting
+        super().__init__(source, url, f"{problem} (setting {setting})")

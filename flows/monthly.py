@@ -18,10 +18,10 @@ from pydantic import Field
 
 from flows import checks, pipeline
 from flows.catalogue import Catalogue
-from flows.errors import FetchError, LayoutError, SourceFailed
+from flows.errors import FetchError, LayoutError, LimitExceeded, SourceFailed
 from flows.httpclient import session
 from flows.periods import Month, Period, Year, parse_period
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from flows.views import write_views
 from flows.warehouse import Warehouse
 from flows.sources import inbox_files, registry
@@ -31,6 +31,8 @@ def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Pr
     """Retry a task only for network trouble; a malformed file stays malformed."""
     try:
         state.result()
+    except LimitExceeded:
+        return False  # a limit or deadline would only be passed again
     except FetchError:
         return True
     except Exception:
@@ -43,7 +45,7 @@ def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Pr
 def fetch_releases(settings: Settings, source_name: str, period: Period | None) -> list[pipeline.Fetched]:
     """Find the release files (inbox or live) and fetch their bytes."""
     source = registry()[source_name]
-    http = session(settings)
+    http = session(settings, source_name)
     refs = pipeline.find_releases(settings, source, period, http)
     get_run_logger().info("%s: %d release file(s) to ingest", source_name, len(refs))
     return [pipeline.fetch_release(settings, source, ref, http) for ref in refs]
@@ -91,7 +93,7 @@ def sources_check(
     Args:
         sources: source names to check (default: all).
     """
-    settings = Settings()
+    settings = load_settings()
     now = flow_run.get_scheduled_start_time() or dt.datetime.now(dt.UTC)
     names = sources or list(registry())
     results = [check_layout(settings, n, now) for n in names]
@@ -137,7 +139,7 @@ def monthly_refresh(
         sources: source names (default: all).
         previous_year: also re-pull the previous year of Japan Customs (default: in March and November).
     """
-    settings = Settings()
+    settings = load_settings()
     now = flow_run.get_scheduled_start_time()
     with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # one writer at a time when the limit exists
         # ...and always the warehouse's own writer lock; everything is published at the end, at once

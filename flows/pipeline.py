@@ -11,10 +11,11 @@ import copy
 import datetime as dt
 import functools
 import itertools
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -24,16 +25,16 @@ import polars as pl
 import requests
 
 from flows.catalogue import Catalogue
-from flows.errors import FetchError, RarewatchError, ReleaseFileError, SourceFailed, ValidationFailed
+from flows.errors import (FetchError, LimitExceeded, RarewatchError, ReleaseFileError, SourceFailed,
+                          ValidationFailed)
 from flows.httpclient import session
 from flows.indicators import IMPORT_DEPENDENCY, PARTNER_SHARES, dependency
-from dataclasses import replace
 
 from flows.periods import Month, MonthSpan, Period, covers, month_range
 from flows.progress import step
 from flows.settings import Settings
 from flows.sources.meti.parse import metal_monthly
-from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile, Source, inbox_files, no_failures
+from flows.sources import FAILURE_SCHEMA, Parsed, ReleaseFile, Source, inbox_files, no_failures, skipped_file
 from flows.warehouse import PartitionSpec, Warehouse, sha256_bytes
 from schemas.indicators import ImportDependency, PartnerShares
 from schemas.raw import RawManifest
@@ -49,21 +50,36 @@ class Fetched:
     data: bytes | None = None
     raw: str | None = None  # URL of the bytes in the raw zone
 
-    def load(self, wh: Warehouse) -> bytes:
+    def load(self, wh: Warehouse, max_inbox_bytes: int | None = None) -> bytes:
         if self.data is not None:
             return self.data
         if self.raw is not None:
             return read_raw(wh, self.raw)
-        return read_inbox_file(self.ref)
+        return read_inbox_file(self.ref, max_inbox_bytes)
 
 
-def read_inbox_file(ref: ReleaseFile) -> bytes:
-    """The bytes of an inbox file (`file:` URL); every read of the inbox goes through here."""
+def read_inbox_file(ref: ReleaseFile, max_bytes: int | None = None) -> bytes:
+    """The bytes of an inbox file (`file:` URL); every read of the inbox goes through here.
+
+    Never through a symbolic link (opened with O_NOFOLLOW: a link placed after the listing is
+    refused too), and never more than `max_bytes` (setting `max_inbox_file_mb`)."""
     path = Path(unquote(urlparse(ref.url).path))
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as e:
-        raise FetchError(ref.source, ref.url, f"cannot read inbox file: {e.strerror}") from None
+        why = "it is a symbolic link (inbox files must be real files inside the inbox)" if path.is_symlink() \
+            else e.strerror
+        raise FetchError(ref.source, str(path), f"cannot read inbox file: {why}") from None
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise LimitExceeded(ref.source, str(path), f"inbox file of {size:,} bytes is larger than "
+                                f"max_inbox_file_mb={max_bytes / 2**20:g}", setting="RAREWATCH_MAX_INBOX_FILE_MB")
+        data = f.read(max_bytes + 1 if max_bytes is not None else -1)
+    if max_bytes is not None and len(data) > max_bytes:  # grew while read
+        raise LimitExceeded(ref.source, str(path), f"inbox file grew past max_inbox_file_mb={max_bytes / 2**20:g} "
+                            "while read", setting="RAREWATCH_MAX_INBOX_FILE_MB")
+    return data
 
 
 @dataclass
@@ -91,7 +107,7 @@ def find_releases(settings: Settings, source: Source, period: Period | None,
     if period is None:
         raise FetchError(source.name, "-", "no period given and no files in the inbox "
                                            f"({settings.inbox or 'RAREWATCH_INBOX not set'})")
-    return source.discover(settings, http or session(settings), period)
+    return source.discover(settings, http or session(settings, source.name), period)
 
 
 def fetch_release(settings: Settings, source: Source, ref: ReleaseFile,
@@ -100,7 +116,7 @@ def fetch_release(settings: Settings, source: Source, ref: ReleaseFile,
     downloaded; with `keep_raw`, its bytes go to the raw zone at once and are not held."""
     if ref.url.startswith("file:"):
         return Fetched(ref)
-    data = source.fetch(settings, http or session(settings), ref)
+    data = source.fetch(settings, http or session(settings, source.name), ref)
     if keep_raw:
         return Fetched(ref, raw=Warehouse(settings.warehouse).put_raw(source.name, ref.name, data)[1])
     return Fetched(ref, data)
@@ -149,9 +165,11 @@ def iter_read_files(settings: Settings, source: Source, fetched: Iterable[Fetche
     wh = Warehouse(settings.warehouse)
     retrieved_at = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
     seen = first_seen(wh, source.name) if source.vintage_fallback == "first_seen" else {}
+    limits = settings.limits(source.name)
+    max_inbox = int(limits["max_inbox_file_mb"] * 2**20)
 
     def one(f: Fetched) -> ReadFile:
-        data = f.load(wh)
+        data = f.load(wh, max_inbox)
         sha = sha256_bytes(data)
         if unchanged is not None and (sha, f.ref.url) in unchanged:
             return ReadFile(f.ref, "unchanged", sha, size=len(data), months_text=unchanged[(sha, f.ref.url)])
@@ -166,8 +184,14 @@ def iter_read_files(settings: Settings, source: Source, fetched: Iterable[Fetche
         out = ReadFile(ref, "failed", sha, raw_url, len(data), entry=entry)
         try:
             parsed = source.parse(ref, data, sha, catalogue)
+            check_limits(source, ref, parsed, limits)
         except ReleaseFileError as e:
             out.error = e
+            return out
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeError, pl.exceptions.PolarsError) as e:
+            # a shape the parser did not foresee: the file is refused with its name, never a bare traceback
+            out.error = ReleaseFileError(source.name, ref.name, f"could not be read ({type(e).__name__}: "
+                                         f"{str(e)[:300]}); the bytes are kept in {raw_url}")
             return out
         out.parsed = parsed
         if parsed.skip is not None:  # recognised, deliberately not read: noted, never a failure
@@ -193,6 +217,32 @@ def iter_read_files(settings: Settings, source: Source, fetched: Iterable[Fetche
     for i, f in enumerate(_bounded_map(one, todo, parallel), start=1):
         step(f"{source.name}: read {f.ref.name}", i, len(todo))
         yield f
+
+
+def check_limits(source: Source, ref: ReleaseFile, parsed: Parsed, limits: Mapping[str, float]) -> None:
+    """A parsed file within the limits of settings, else ReleaseFileError naming line and column:
+    no text cell longer than `max_cell_chars`, no more than `max_summary_rows` rows that are not
+    codes (a file of junk lines is a layout error, not a file of summary rows)."""
+    summary = parsed.skipped.get("summary_rows", 0)
+    if summary > limits["max_summary_rows"]:
+        raise ReleaseFileError(source.name, ref.name, f"{summary:,} rows are neither codes nor known summary rows "
+                               f"(more than max_summary_rows={limits['max_summary_rows']:g}): not a release in the "
+                               "layout rarewatch reads (setting RAREWATCH_MAX_SUMMARY_ROWS)")
+    frame, cap = parsed.frame, int(limits["max_cell_chars"])
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    if not text or frame.is_empty():
+        return
+    longest = frame.select(pl.max_horizontal(pl.col(c).str.len_chars().max() for c in text)).item()
+    if longest is None or longest <= cap:
+        return
+    for c in text:
+        over = frame.with_row_index("_i").filter(pl.col(c).str.len_chars() > cap)
+        if over.height:
+            first = over.row(0, named=True)
+            line = first.get("line")
+            raise ReleaseFileError(source.name, ref.name, f"a cell of {len(first[c]):,} characters, longer than "
+                                   f"max_cell_chars={cap} (setting RAREWATCH_MAX_CELL_CHARS)",
+                                   row=int(line) if line is not None else None, column=c)
 
 
 def _bounded_map(fn, items: list, parallel: int):  # noqa: ANN001, ANN202
@@ -224,8 +274,32 @@ def publish_files(settings: Settings, source: Source, files: list[ReadFile]) -> 
         return _publish_files(wh, source, files)
 
 
+def _skip_twins(wh: Warehouse, source: Source, files: list[ReadFile]) -> None:
+    """A file with rows whose bytes are already landed under another name (renamed, or dropped
+    twice) is skipped with a note naming the first: landing it again would only duplicate rows."""
+    manifest = wh.raw_manifest(source.name)
+    landed: dict[str, str] = {}
+    if manifest is not None:
+        for sha, url, name in manifest.filter(pl.col("status") == "published").select("sha256", "url", "file").iter_rows():
+            landed.setdefault(sha, f"{name} ({url})")
+    known = set(manifest.select("sha256", "url").iter_rows()) if manifest is not None else set()
+    seen: dict[str, str] = {}
+    for f in files:
+        if f.status != "parsed" or not f.parsed.frame.height:  # type: ignore[union-attr]
+            continue  # two empty answers (Comtrade: nothing reported for two queries) are no twins
+        twin = seen.get(f.sha256) or (landed.get(f.sha256) if (f.sha256, f.ref.url) not in known else None)
+        if twin is None:
+            seen[f.sha256] = f.ref.name
+            continue
+        reason = f"same bytes as {twin}, already landed"
+        f.status, f.parsed = "skipped", skipped_file(reason)
+        if f.entry is not None:
+            f.entry.update(status="skipped", rows=0, note=reason)
+
+
 def _publish_files(wh: Warehouse, source: Source, files: list[ReadFile]) -> LandReport:
     report = LandReport(source.name)
+    _skip_twins(wh, source, files)
     errors = [f.error for f in files if f.error is not None]
     good = [f for f in files if f.status == "parsed"]
     row_failures = source.check_rows([f.parsed for f in good])  # type: ignore[misc]

@@ -148,6 +148,21 @@ def _use(url: str) -> None:
         temporary_settings(updates={PREFECT_API_URL: url}).__enter__()
 
 
+# pid of the server this process started (None: it found one running, or started none): the CLI
+# stops it when it is interrupted or terminated, so a killed command leaves no server behind.
+STARTED_HERE: int | None = None
+
+
+def stop_if_started_here() -> bool:
+    """Stop the local server when this process started it (see STARTED_HERE)."""
+    global STARTED_HERE
+    state = recorded()
+    if STARTED_HERE is None or state is None or int(state["pid"]) != STARTED_HERE:
+        return False
+    STARTED_HERE = None
+    return stop_server()
+
+
 def start_server(timeout: float | None = None) -> str:
     """The recorded local server's API URL, starting it first when it is not running."""
     timeout = startup_timeout() if timeout is None else timeout
@@ -175,6 +190,8 @@ def start_server(timeout: float | None = None) -> str:
                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         _state_file().write_text(json.dumps({"pid": proc.pid, "port": port, "url": url, "started": time.time(),
                                              "log": str(log)}))
+        global STARTED_HERE
+        STARTED_HERE = proc.pid
         if not _wait(url, proc.pid, timeout, proc):
             stop_server()
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""

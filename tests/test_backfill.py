@@ -83,9 +83,9 @@ def test_a_backfill_reads_each_inbox_file_once(samples, monkeypatch):
     reads: dict[str, int] = {}
     real = pipeline.read_inbox_file
 
-    def counting(ref):
+    def counting(ref, max_bytes=None):
         reads[ref.name] = reads.get(ref.name, 0) + 1
-        return real(ref)
+        return real(ref, max_bytes)
 
     monkeypatch.setattr(pipeline, "read_inbox_file", counting)
     result = backfill(start="2019-01", end="2020-12", sources=["japan_customs"])

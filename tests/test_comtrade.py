@@ -99,7 +99,7 @@ def test_throttle_429_and_secret_never_in_errors(httpserver, settings_env, caplo
     httpserver.expect_request("/data/v1/get/C/A/HS").respond_with_handler(handler)
     s = settings_env(comtrade_base_url=httpserver.url_for("").rstrip("/"), comtrade_api_key="s3cret-key",
                      comtrade_min_interval="0.2", http_retries=1)
-    http = session(s)
+    http = session(s, "comtrade")
     refs = api.plan(s, Year(2022), ["850511"])
     caplog.set_level(logging.DEBUG)
     data = api.fetch(s, http, refs[0])
@@ -117,7 +117,7 @@ def test_answer_cut_at_the_preview_limit_is_refused(httpserver, settings_env):
     s = settings_env(comtrade_base_url=httpserver.url_for("").rstrip("/"), comtrade_min_interval="0")
     ref = api.plan(s, Year(2022), ["850511"])[0]
     with pytest.raises(FetchError, match="500 records, the limit of a call"):
-        api.fetch(s, session(s), ref)
+        api.fetch(s, session(s, "comtrade"), ref)
 
 
 def test_throttle_spaces_calls(monkeypatch):

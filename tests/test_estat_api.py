@@ -155,7 +155,7 @@ PROVENANCE = ["source_file", "sha256", "line"]
 
 def test_api_route_gives_the_same_clean_rows_as_the_csv_route(api):
     settings, stand_in = api
-    http = session(settings)
+    http = session(settings, "japan_customs")
     refs = JC.discover(settings, http, Month(2020, 7))
     assert [r.name for r in refs] == ["estat_api_import_2020_0003313966.json", "estat_api_export_2020_0003313965.json"]
     data = JC.fetch(settings, http, refs[0])
@@ -186,7 +186,7 @@ def test_non_numeric_tokens_are_null_never_zero(api):
             r["$"] = "X"
         if r["@cat01"] == "280530000" and r["@area"] == "50105" and r["@cat02"] == codes["合計_金額"]:
             r["$"] = "***"
-    http = session(settings)
+    http = session(settings, "japan_customs")
     ref = JC.discover(settings, http, Month(2020, 7))[0]
     data = JC.fetch(settings, http, ref)
     p = JC.parse(ref, data, sha256_bytes(data), CAT)
@@ -199,7 +199,7 @@ def test_status_not_zero_is_a_clear_error_without_the_app_id(api, caplog):
     settings, stand_in = api
     stand_in.status = 100
     caplog.set_level(logging.DEBUG)
-    http = session(settings)
+    http = session(settings, "japan_customs")
     ref = JC.discover(settings, http, Month(2020, 7))[0]
     with pytest.raises(FetchError, match="STATUS 100: パラメータが不正です") as err:
         JC.fetch(settings, http, ref)
@@ -209,9 +209,9 @@ def test_status_not_zero_is_a_clear_error_without_the_app_id(api, caplog):
 
 def test_wrong_app_id_is_reported(api, settings_env):
     settings = settings_env(estat_app_id="wrong")
-    ref = JC.discover(settings, session(settings), Month(2020, 7))[0]
+    ref = JC.discover(settings, session(settings, "japan_customs"), Month(2020, 7))[0]
     with pytest.raises(FetchError, match="STATUS 100"):
-        JC.fetch(settings, session(settings), ref)
+        JC.fetch(settings, session(settings, "japan_customs"), ref)
 
 
 def test_cat02_items_are_resolved_by_name_not_code():
@@ -244,7 +244,7 @@ def test_quantity_indicators_are_identical_through_both_routes(api):
     from flows.pipeline import available_months
 
     settings, _ = api
-    http = session(settings)
+    http = session(settings, "japan_customs")
     ref = JC.discover(settings, http, Month(2020, 7))[0]
     data = JC.fetch(settings, http, ref)
     api_rows = JC.parse(ref, data, sha256_bytes(data), CAT).frame
@@ -270,7 +270,7 @@ def test_years_beyond_the_built_in_tables_are_found_with_get_stats_list(httpserv
     httpserver.expect_request("/rest/3.0/app/json/getStatsList").respond_with_handler(stand_in)
     settings = settings_env(estat_api_base_url=httpserver.url_for("/rest/3.0/app/json"), estat_app_id=APP_ID,
                             inbox=None)
-    refs = JC.discover(settings, session(settings), Month(2031, 7))
+    refs = JC.discover(settings, session(settings, "japan_customs"), Month(2031, 7))
     assert [r.name for r in refs] == ["estat_api_import_2031_0009999001.json", "estat_api_export_2031_0009999002.json"]
 
 
@@ -287,7 +287,7 @@ def test_stage_from_the_tables_description_else_the_calendar():
 def test_description_stage_reaches_the_rows(api):
     settings, stand_in = api
     stand_in.tables["0003313966"] = {"UPDATED_DATE": "2021-03-31", "DESCRIPTION": "2020年：確々報"}
-    http = session(settings)
+    http = session(settings, "japan_customs")
     ref = JC.discover(settings, http, Month(2020, 7))[0]
     data = JC.fetch(settings, http, ref)
     p = JC.parse(ref, data, sha256_bytes(data), CAT)

@@ -106,7 +106,7 @@ def test_calendar_gives_each_month_its_stage_without_a_title():
 
 def test_discovery_follows_navigation_page_then_month_page(estat):
     settings, seen = estat
-    refs = estat_files.discover(settings, session(settings), Month(2020, 7))
+    refs = estat_files.discover(settings, session(settings, "japan_customs"), Month(2020, 7))
     imports = [r for r in refs if r.name.startswith("import_")]
     exports = [r for r in refs if r.name.startswith("export_")]
     assert len(imports) == 22 and len(exports) == 22  # every chapter block, raw & and &amp; links alike
@@ -123,7 +123,7 @@ def test_discovery_follows_navigation_page_then_month_page(estat):
 
 def test_rows_carry_the_stage_of_their_own_month(estat):
     settings, _ = estat
-    http = session(settings)
+    http = session(settings, "japan_customs")
     ref = next(r for r in estat_files.discover(settings, http, Month(2020, 7)) if "000031979306" in r.name)
     parsed = parse_release(ref, estat_files.fetch(settings, http, ref), "0" * 64, Catalogue.load())
     stages = dict(parsed.frame.group_by("month").agg(pl.col("release").unique()).sort("month")
@@ -135,14 +135,14 @@ def test_rows_carry_the_stage_of_their_own_month(estat):
 def test_month_not_published_yet_names_the_linked_months(estat):
     settings, _ = estat
     with pytest.raises(FetchError, match=r"no import files published for 2020-08 yet \(months linked: 2020-01, .*2020-07\)"):
-        estat_files.discover(settings, session(settings), Month(2020, 8))
+        estat_files.discover(settings, session(settings, "japan_customs"), Month(2020, 8))
 
 
 def test_unrecognised_navigation_page_says_what_was_looked_for_and_is_kept(httpserver, settings_env):
     serve_estat(httpserver, {("import", None): "<html><body><p>メンテナンス中です</p></body></html>"})
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
     with pytest.raises(LayoutError, match=r"looked for month links .*stat-item_child.*or file links") as e:
-        estat_files.discover(settings, session(settings), Month(2020, 7))
+        estat_files.discover(settings, session(settings, "japan_customs"), Month(2020, 7))
     kept = list((settings_env.warehouse / "quarantine" / "pages" / "japan_customs").iterdir())
     assert len(kept) == 1 and "メンテナンス中" in kept[0].read_text() and str(kept[0].name) in str(e.value)
 
@@ -152,7 +152,7 @@ def test_unrecognised_month_page_is_an_error_and_kept(httpserver, settings_env):
     serve_estat(httpserver, {("import", "23070907"): redesigned})
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
     with pytest.raises(LayoutError, match=r"file articles .*調査年月.*fileKind=1"):
-        estat_files.discover(settings, session(settings), Month(2020, 7))
+        estat_files.discover(settings, session(settings, "japan_customs"), Month(2020, 7))
     assert any((settings_env.warehouse / "quarantine" / "pages" / "japan_customs").iterdir())
 
 
@@ -160,13 +160,13 @@ def test_page_without_charset_is_read_as_utf8(httpserver, settings_env):
     body = (FIXTURES / "nav_import_2020.html").read_bytes()
     httpserver.expect_request("/stat-search/files").respond_with_data(body, content_type="text/html")
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
-    _, text, links = estat_files.year_months(settings, session(settings), "import", 2020)
+    _, text, links = estat_files.year_months(settings, session(settings, "japan_customs"), "import", 2020)
     assert "品別国別表" in text and sorted(links) == list(range(1, 8))
 
 
 def test_downloads_csv_bytes(estat):
     settings, _ = estat
-    http = session(settings)
+    http = session(settings, "japan_customs")
     ref = estat_files.discover(settings, http, Month(2020, 7))[0]
     data = estat_files.fetch(settings, http, ref)
     assert data.startswith(b"Exp or Imp,Year,HS")
@@ -184,7 +184,7 @@ def test_retries_5xx_then_succeeds(httpserver, settings_env):
     httpserver.expect_request("/stat-search/file-download").respond_with_handler(flaky)
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), http_retries=3)
     ref = estat_files.ReleaseFile("japan_customs", "f.csv", estat_files.download_url(settings, "000000000001"))
-    assert estat_files.fetch(settings, session(settings), ref) == b"Exp or Imp,Year\n"
+    assert estat_files.fetch(settings, session(settings, "japan_customs"), ref) == b"Exp or Imp,Year\n"
     assert calls["n"] == 3
 
 
@@ -193,7 +193,7 @@ def test_gives_up_after_retries_with_a_clear_error(httpserver, settings_env):
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), http_retries=1)
     ref = estat_files.ReleaseFile("japan_customs", "f.csv", estat_files.download_url(settings, "000000000001"))
     with pytest.raises(FetchError, match=r"\[japan_customs\] .*statInfId=000000000001.*HTTP 500"):
-        estat_files.fetch(settings, session(settings), ref)
+        estat_files.fetch(settings, session(settings, "japan_customs"), ref)
 
 
 def test_zip_archive_is_unpacked_and_html_is_refused(httpserver, settings_env):
@@ -205,7 +205,7 @@ def test_zip_archive_is_unpacked_and_html_is_refused(httpserver, settings_env):
     httpserver.expect_request("/stat-search/file-download", query_string="statInfId=000000000002&fileKind=1") \
         .respond_with_data("<!DOCTYPE html><html>login</html>", content_type="text/html")
     settings = settings_env(estat_base_url=httpserver.url_for("").rstrip("/"))
-    http = session(settings)
+    http = session(settings, "japan_customs")
     zipped = estat_files.ReleaseFile("japan_customs", "a.csv", estat_files.download_url(settings, "000000000001"))
     assert estat_files.fetch(settings, http, zipped) == b"Exp or Imp,Year\n"
     html = estat_files.ReleaseFile("japan_customs", "b.csv", estat_files.download_url(settings, "000000000002"))
@@ -216,4 +216,4 @@ def test_zip_archive_is_unpacked_and_html_is_refused(httpserver, settings_env):
 def test_connection_refused_is_a_fetch_error(settings_env):
     settings = settings_env(estat_base_url="http://127.0.0.1:9", http_retries=0)
     with pytest.raises(FetchError, match="ConnectionError"):
-        estat_files.discover(settings, session(settings), Month(2020, 7))
+        estat_files.discover(settings, session(settings, "japan_customs"), Month(2020, 7))

@@ -213,7 +213,7 @@ def test_discovery_from_the_real_index(shared_fixtures, httpserver, settings_env
     httpserver.expect_request("/statics/report/preliminary2026.html").respond_with_data("", status=404)
     httpserver.expect_request("/statics/report/preliminary.html").respond_with_data(idx, content_type="text/html")
     settings = settings_env(gacc_base_url=httpserver.url_for("").rstrip("/"), http_retries=0)
-    http = session(settings)
+    http = session(settings, "gacc")
     refs = GACC.discover(settings, http, Month(2026, 1))  # January: the Jan-Feb release
     assert [r.name for r in refs] == ["table5_2026-02_cny.html", "table5_2026-02_usd.html"]
     assert refs[0].url == httpserver.url_for("/Statics/2e12d3d0-91fe-4567-9734-32ce2880f05a.html")
@@ -230,7 +230,7 @@ def test_fetch_release_page(httpserver, settings_env):
         lambda r: Response(page(), content_type="text/html"))
     settings = settings_env(gacc_base_url=httpserver.url_for("").rstrip("/"))
     ref = ReleaseFile("gacc", "p.html", httpserver.url_for("/Statics/abc.html"))
-    assert rare_earth(parse(GACC.fetch(settings, session(settings), ref)))["quantity_month"] == 3000.0
+    assert rare_earth(parse(GACC.fetch(settings, session(settings, "gacc"), ref)))["quantity_month"] == 3000.0
 
 
 # ----------------------------------------------------------------------------- whole releases

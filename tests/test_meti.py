@@ -138,7 +138,7 @@ def meti_site(httpserver, settings_env):
 
 
 def test_discovery_through_the_year_pages(meti_site):
-    http = session(meti_site)
+    http = session(meti_site, "meti")
     may = Meti().discover(meti_site, http, Month(2019, 5))
     assert [r.name for r in may] == ["201905.xls"] and may[0].note == "令和元年5月分"
     assert [r.name for r in Meti().discover(meti_site, http, Year(2019))] == ["201904.xlsx", "201905.xls", "2019nen.xlsx"]
@@ -151,4 +151,4 @@ def test_discovery_through_the_year_pages(meti_site):
 def test_discovery_refuses_periods_after_2020(settings_env):
     s = settings_env(meti_base_url="http://127.0.0.1:9")
     with pytest.raises(FetchError, match="abolished in December 2020"):
-        Meti().discover(s, session(s), Month(2021, 3))
+        Meti().discover(s, session(s, "meti"), Month(2021, 3))

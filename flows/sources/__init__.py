@@ -8,6 +8,7 @@ validation, quarantine, publishing, indicators) is shared and lives in `flows.pi
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -194,7 +195,7 @@ def latest_vintage(clean: pl.LazyFrame, by: "tuple[str, ...]", coarse: "tuple[st
 # Set while `rarewatch sources check` runs: pages of an unknown layout are described, not kept.
 READ_ONLY: ContextVar[bool] = ContextVar("rarewatch_read_only", default=False)
 
-_VINTAGE_IN_NAME = re.compile(r"(?:^|[_\-.])v(?:intage[=_-]?)?(\d{4})-?(\d{2})-?(\d{2})(?=[_\-.]|$)")
+_VINTAGE_IN_NAME = re.compile(r"(?:^|[_\-.])v(?:intage[=_-]?)?(\d{4})-?(\d{2})-?(\d{2})(?=[_\-.]|$)", re.I)
 
 
 def inbox_files(source: Source, inbox: Path) -> list[ReleaseFile]:
@@ -208,16 +209,66 @@ def inbox_files(source: Source, inbox: Path) -> list[ReleaseFile]:
     """
     inbox = Path(inbox)
     folder = inbox / source.folder
-    paths = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-    paths = [p for p in paths if not p.name.startswith(".") and p.suffix.lower() in source.suffixes]
+    paths = folder_files(source, inbox, folder) if folder.exists() or folder.is_symlink() else []
     paths += root_files(inbox).get(source.name, [])
     out = []
     for p in sorted(paths, key=lambda p: p.name):
         published = None
         m = _VINTAGE_IN_NAME.search(p.stem)
         if m:
-            published = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            try:
+                published = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError as e:
+                from flows.errors import RarewatchError
+
+                raise RarewatchError(f"inbox file {p}: its name gives the publication date {m.group(0).lstrip('_-.')}, "
+                                     f"which is not a date ({e}); name it _vYYYYMMDD with a real date") from None
         out.append(ReleaseFile(source=source.name, name=p.name, url=p.resolve().as_uri(), published=published))
+    return out
+
+
+# What operating systems and editors leave in folders: never a release, ignored without a word.
+_JUNK = re.compile(r"^(\.DS_Store|Thumbs\.db|desktop\.ini|\._.*|~\$.*|.*~|\.~lock\..*#)$", re.I)
+
+
+def _refuse_link(p: Path, inbox: Path) -> None:
+    """Inbox entries must be real files or folders inside the inbox: a symbolic link (or anything
+    resolving outside) could copy any file of the machine (the stock positions) into the public raw zone."""
+    from flows.errors import RarewatchError
+
+    if p.is_symlink():
+        raise RarewatchError(f"inbox entry {p} is a symbolic link (to {os.readlink(p)}): refused, since it could "
+                             "bring a file from outside the inbox into the public raw zone; copy the file itself "
+                             "into the inbox")
+    if not p.resolve().is_relative_to(inbox.resolve()):
+        raise RarewatchError(f"inbox entry {p} lies outside the inbox {inbox}: refused")
+
+
+def folder_files(source: Source, inbox: Path, folder: Path) -> list[Path]:
+    """The release files of a source's inbox folder. Refused with a message, never skipped (a
+    skipped file would send the run to the network instead): symbolic links, sub-folders, files
+    of another type, hidden files (e.g. `.2020_imp.csv`), and a folder that holds nothing to read."""
+    from flows.errors import RarewatchError
+
+    _refuse_link(folder, inbox)
+    if not folder.is_dir():
+        raise RarewatchError(f"inbox entry {folder} should be the folder of {source.name}'s release files")
+    out, refused = [], []
+    for p in sorted(folder.iterdir()):
+        if _JUNK.match(p.name):
+            continue
+        _refuse_link(p, inbox)
+        if not p.is_file():
+            refused.append(f"{p.name} (not a file)")
+        elif p.name.startswith("."):
+            refused.append(f"{p.name} (a hidden file: rename it without the leading dot to ingest it, or remove it)")
+        elif p.suffix.lower() not in source.suffixes:
+            refused.append(f"{p.name} (not {' or '.join(source.suffixes)})")
+        else:
+            out.append(p)
+    if refused:
+        raise RarewatchError(f"inbox folder {folder} holds what {source.name} cannot read: " + "; ".join(refused)
+                             + f". Only {', '.join(source.suffixes)} release files belong there.")
     return out
 
 
@@ -230,9 +281,16 @@ def root_files(inbox: Path) -> dict[str, list[Path]]:
         return {}
     sources = registry()
     out: dict[str, list[Path]] = {}
+    folders = {s.folder for s in sources.values()}
     for p in sorted(inbox.iterdir()):
-        if not p.is_file() or p.name.startswith("."):
+        if _JUNK.match(p.name) or (p.name in folders and not p.is_symlink()):
             continue
+        _refuse_link(p, inbox)
+        if p.is_dir():
+            continue  # another tool's folder: not rarewatch's to judge
+        if p.name.startswith("."):
+            raise RarewatchError(f"inbox file {p} is hidden: rename it without the leading dot to ingest it, "
+                                 "or remove it")
         with p.open("rb") as f:
             head = f.read(8192)
         takers = [s.name for s in sources.values() if s.recognises(head, p.name)]

@@ -11,13 +11,15 @@ one machine-wide rate limit (`flows.ratelimit`: a Prefect global concurrency lim
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import requests
 
 from flows.errors import FetchError
-from flows.httpclient import get
+from flows.httpclient import get, redact
 from flows.periods import Month, Period, Year
 from flows.ratelimit import wait_turn
 from flows.settings import Settings
@@ -73,20 +75,45 @@ def plan(settings: Settings, period: Period, hs6: list[str]) -> list[ReleaseFile
 RATE_LIMIT = "comtrade-api"  # Prefect global concurrency limit with slot decay (flows/ratelimit.py)
 
 
+_RATE_LIMITED = re.compile(r"rate limit|quota|too many requests|exceeded", re.I)
+
+
 def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
-    """One API answer, as bytes. The key travels in a header and is redacted from any error."""
-    # One spacing for every thread, task, Dask worker and run on the machine (not per HTTP session).
-    wait_turn(RATE_LIMIT, settings.comtrade_min_interval)
+    """One API answer, as bytes. The key travels in a header and is redacted from any error.
+
+    Comtrade can answer HTTP 200 with `{"error": "Rate limit is exceeded..."}` (its gateway's
+    quota message, docs/sources.md "UN Comtrade"): waited out and asked again, like a 429, up to
+    `http_retries` times within the request's deadline; any other error text ends the request,
+    redacted. `count` must agree with `data` (`count: 3, data: null` is refused)."""
     key = settings.comtrade_api_key.get_secret_value() if settings.comtrade_api_key else ""
     headers = {"Ocp-Apim-Subscription-Key": key} if key else None
-    r = get(http, ref.url, source=SOURCE, timeout=settings.http_timeout, headers=headers, redact=(key,))
-    if not r.content.strip():
-        raise FetchError(SOURCE, ref.url, "empty answer")
     limit = DATA_LIMIT if "/data/" in ref.url else PREVIEW_LIMIT
-    try:
-        records = len(r.json().get("data") or [])
-    except (ValueError, AttributeError):
-        return r.content  # not JSON: the parser says what is wrong with it
+    for attempt in range(settings.http_retries + 1):
+        # One spacing for every thread, task, Dask worker and run on the machine (not per HTTP session).
+        wait_turn(RATE_LIMIT, settings.comtrade_min_interval)
+        r = get(http, ref.url, source=SOURCE, headers=headers, redact=(key,))
+        if not r.content.strip():
+            raise FetchError(SOURCE, ref.url, "empty answer")
+        try:
+            doc = r.json()
+        except ValueError:
+            return r.content  # not JSON: the parser says what is wrong with it
+        if not isinstance(doc, dict):
+            return r.content
+        error = redact(str(doc.get("error") or doc.get("message") or ""), (key,))[:300]
+        if error and _RATE_LIMITED.search(error) and attempt < settings.http_retries:
+            wait = min(settings.http_backoff * 2 ** attempt, settings.limits(SOURCE)["retry_after_cap"])
+            time.sleep(wait)
+            continue
+        if error:
+            raise FetchError(SOURCE, ref.url, f"Comtrade answered with an error: {error}")
+        break
+    data, count = doc.get("data"), doc.get("count")
+    records = len(data) if isinstance(data, list) else 0
+    if count is not None and (not isinstance(count, int) or count < 0 or (count > 0 and not isinstance(data, list))
+                              or (isinstance(data, list) and count != records)):
+        raise FetchError(SOURCE, ref.url, f"answer says count {count!r} but holds {records} record(s) "
+                         f"(data is {type(data).__name__}): a broken answer, not landed")
     if records >= limit:  # an answer cut at the limit would silently lose records
         raise FetchError(SOURCE, ref.url, f"answer holds {records} records, the limit of a call: it may be cut short"
                          + ("" if "/data/" in ref.url else "; set RAREWATCH_COMTRADE_API_KEY for the data endpoint"))

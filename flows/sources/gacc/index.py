@@ -70,7 +70,7 @@ def year_links(settings: Settings, http: requests.Session, year: int,
     tried = []
     for url in index_urls(settings, year):
         try:
-            page = page_text(get(http, url, source=SOURCE, timeout=settings.http_timeout))
+            page = page_text(get(http, url, source=SOURCE))
         except FetchError as e:
             tried.append(str(e))
             continue
@@ -111,7 +111,7 @@ def discover(settings: Settings, http: requests.Session, period: Month, directio
 
 
 def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
-    data = get(http, ref.url, source=SOURCE, timeout=settings.http_timeout).content
+    data = get(http, ref.url, source=SOURCE).content
     if not data.strip():
         raise FetchError(SOURCE, ref.url, "empty page")
     return data

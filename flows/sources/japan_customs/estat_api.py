@@ -27,8 +27,8 @@ import polars as pl
 import requests
 
 from flows.catalogue import Catalogue
-from flows.errors import FetchError, ReleaseFileError
-from flows.httpclient import get
+from flows.errors import FetchError, LayoutError, ReleaseFileError
+from flows.httpclient import get, redact
 from flows.periods import Month
 from flows.settings import Settings
 from flows.sources import Parsed, ReleaseFile
@@ -89,7 +89,7 @@ def _call(settings: Settings, http: requests.Session, method: str, params: dict)
     """One API call; STATUS != 0 is an error. The appId is sent but never shown."""
     app_id = settings.estat_app_id.get_secret_value() if settings.estat_app_id else ""
     url = f"{settings.estat_api_base_url.rstrip('/')}/{method}?{urlencode(params)}"
-    r = get(http, url + f"&appId={app_id}", source=SOURCE, timeout=settings.http_timeout, redact=(app_id,))
+    r = get(http, url + f"&appId={app_id}", source=SOURCE, redact=(app_id,))
     try:
         doc = r.json()
     except ValueError:
@@ -97,7 +97,9 @@ def _call(settings: Settings, http: requests.Session, method: str, params: dict)
     root = doc.get("GET_META_INFO") or doc.get("GET_STATS_DATA") or doc.get("GET_STATS_LIST") or {}
     result = root.get("RESULT", {})
     if str(result.get("STATUS", "")) not in ("0",):
-        raise FetchError(SOURCE, url, f"e-Stat API STATUS {result.get('STATUS')}: {result.get('ERROR_MSG', '?')}")
+        # the server's own text may echo the request, appId included: redacted before it goes anywhere
+        message = redact(str(result.get("ERROR_MSG", "?")), (app_id,))[:300]
+        raise FetchError(SOURCE, url, f"e-Stat API STATUS {redact(str(result.get('STATUS')), (app_id,))}: {message}")
     return doc
 
 
@@ -182,8 +184,12 @@ def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile, catalogu
         start = None
         for _ in range(MAX_PAGES):
             page = _call(settings, http, "getStatsData", {**params, **({"startPosition": start} if start else {})})
+            body = page.get("GET_STATS_DATA")
+            if not isinstance(body, dict):
+                raise LayoutError(SOURCE, f"{settings.estat_api_base_url.rstrip('/')}/getStatsData?statsDataId={tid}",
+                                  f"a GET_STATS_DATA object in the answer (got {sorted(page)[:5]})")
             pages.append(page)
-            start = page["GET_STATS_DATA"].get("STATISTICAL_DATA", {}).get("RESULT_INF", {}).get("NEXT_KEY")
+            start = (body.get("STATISTICAL_DATA") or {}).get("RESULT_INF", {}).get("NEXT_KEY")
             if not start:
                 break
         else:
@@ -203,6 +209,17 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
         flow_code = {"import": "2", "export": "1"}[doc["flow"]]
     except (ValueError, KeyError, TypeError) as e:
         raise ReleaseFileError(SOURCE, ref.name, f"not an e-Stat API document of rarewatch: {e!r}") from None
+    try:
+        records = _records(pages, items)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ReleaseFileError(SOURCE, ref.name, f"an e-Stat API page not in the documented shape "
+                               f"(GET_STATS_DATA.STATISTICAL_DATA.DATA_INF.VALUE[]): {type(e).__name__}: {e}") from None
+    if not records:
+        raise ReleaseFileError(SOURCE, ref.name, "the API returned no values for the catalogue's codes")
+    return _wide(records, flow_code, doc, ref)
+
+
+def _records(pages: list, items: dict) -> list[tuple]:
     records = []
     for page in pages:
         for v in listify(page["GET_STATS_DATA"].get("STATISTICAL_DATA", {}).get("DATA_INF", {}).get("VALUE")):
@@ -218,8 +235,10 @@ def to_rows(ref: ReleaseFile, data: bytes) -> tuple[pl.DataFrame, dict[str, str]
                 value = raw.replace(",", "")
             unit = unicodedata.normalize("NFKC", v["@unit"]).strip() if v.get("@unit") else None
             records.append((v.get("@cat01"), v.get("@area"), v.get("@time"), canon, value, unit))
-    if not records:
-        raise ReleaseFileError(SOURCE, ref.name, "the API returned no values for the catalogue's codes")
+    return records
+
+
+def _wide(records: list[tuple], flow_code: str, doc: dict, ref: ReleaseFile) -> tuple[pl.DataFrame, dict[str, str], dict]:
     long = pl.DataFrame(records, schema=["hs9", "area", "time", "canon", "value", "unit"], orient="row")
     wide = long.pivot(on="canon", index=["hs9", "area", "time"], values="value", aggregate_function="first")
     unit_attr = long.filter(pl.col("canon").str.starts_with("quantity2")).group_by("hs9", "area", "time").agg(

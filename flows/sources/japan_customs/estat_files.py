@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from flows.errors import FetchError, LayoutError, NotPublished
+from flows.errors import FetchError, LayoutError, LimitExceeded, NotPublished
 from flows.httpclient import get, page_text
 from flows.periods import Month
 from flows.settings import Settings
@@ -176,7 +176,7 @@ def _paged(settings: Settings, http: requests.Session, first_url: str) -> tuple[
     first_body = ""
     for page in range(1, MAX_PAGES + 1):
         url = re.sub(r"([?&])page=\d+", rf"\g<1>page={page}", first_url)
-        body = page_text(get(http, url, source=SOURCE, timeout=settings.http_timeout))
+        body = page_text(get(http, url, source=SOURCE))
         if page == 1:
             first_body = body
         files.extend(parse_articles(body))
@@ -188,7 +188,7 @@ def _paged(settings: Settings, http: requests.Session, first_url: str) -> tuple[
 def year_months(settings: Settings, http: requests.Session, flow: str, year: int) -> tuple[str, str, dict[int, str]]:
     """(navigation page URL, its text, {month: month page URL}) for a flow and year."""
     url = list_page_url(settings, flow, year)
-    body = page_text(get(http, url, source=SOURCE, timeout=settings.http_timeout))
+    body = page_text(get(http, url, source=SOURCE))
     return url, body, month_links(body, url, year)
 
 
@@ -232,20 +232,45 @@ def discover(settings: Settings, http: requests.Session, period: Month) -> list[
     return refs
 
 
+def unzip_one_csv(settings: Settings, url: str, data: bytes) -> bytes:
+    """The one CSV file of a zip archive, within the limits `max_inflated_mb` and
+    `max_inflate_ratio` (checked on the archive's stated sizes, then again while inflating, since
+    a hostile archive can understate them)."""
+    limits = settings.limits(SOURCE)
+    cap, ratio = int(limits["max_inflated_mb"] * 2**20), limits["max_inflate_ratio"]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = [i for i in z.infolist() if i.filename.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise FetchError(SOURCE, url, f"zip archive holds {len(members)} CSV files, expected 1")
+            info = members[0]
+            if info.file_size > cap:
+                raise LimitExceeded(SOURCE, url, f"{info.filename} inflates to {info.file_size:,} bytes, more than "
+                                    f"max_inflated_mb={limits['max_inflated_mb']:g}", setting="RAREWATCH_MAX_INFLATED_MB")
+            if info.file_size > ratio * max(info.compress_size, 1):
+                raise LimitExceeded(SOURCE, url, f"{info.filename} inflates {info.file_size / max(info.compress_size, 1):,.0f} "
+                                    f"times (zip bomb?), more than max_inflate_ratio={ratio:g}",
+                                    setting="RAREWATCH_MAX_INFLATE_RATIO")
+            out, size = [], 0
+            with z.open(info) as f:
+                while chunk := f.read(1 << 20):
+                    size += len(chunk)
+                    if size > cap or size > ratio * max(info.compress_size, 1):
+                        raise LimitExceeded(SOURCE, url, f"{info.filename} inflated past its stated size and the "
+                                            f"limits ({size:,} bytes so far)", setting="RAREWATCH_MAX_INFLATED_MB")
+                    out.append(chunk)
+            return b"".join(out)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, OSError) as e:
+        raise FetchError(SOURCE, url, f"corrupt zip archive ({type(e).__name__}: {e})") from None
+
+
 def fetch(settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
     """The CSV bytes of one file (unzipped when e-Stat serves a zip archive)."""
-    data = get(http, ref.url, source=SOURCE, timeout=settings.http_timeout).content
+    data = get(http, ref.url, source=SOURCE).content
     if not data:
         raise FetchError(SOURCE, ref.url, "empty response")
     if data[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                members = [n for n in z.namelist() if n.lower().endswith(".csv")]
-                if len(members) != 1:
-                    raise FetchError(SOURCE, ref.url, f"zip archive holds {len(members)} CSV files, expected 1")
-                return z.read(members[0])
-        except zipfile.BadZipFile:
-            raise FetchError(SOURCE, ref.url, "corrupt zip archive") from None
+        return unzip_one_csv(settings, ref.url, data)
     head = data[:200].lstrip().lower()
     if head.startswith(b"<!doctype html") or head.startswith(b"<html"):
         raise FetchError(SOURCE, ref.url, "got an HTML page instead of a CSV file")

@@ -89,14 +89,14 @@ class Meti(Source):
             raise FetchError(self.name, settings.meti_base_url, f"no data for {period}: the survey was abolished "
                                                                 "in December 2020")
         url = settings.meti_base_url.rstrip("/") + RESULTS_PAGE
-        page = page_text(get(http, url, source=self.name, timeout=settings.http_timeout))
+        page = page_text(get(http, url, source=self.name))
         years = year_pages(page, url)
         if not years:
             raise LayoutError(self.name, url, "links to one page per year (統計表一覧: 令和2年 ... 平成24年)")
         if year not in years:
             raise NotPublished(self.name, url, f"no page for {year} linked (years: {sorted(years)})")
         year_url = years[year]
-        listed = workbooks(page_text(get(http, year_url, source=self.name, timeout=settings.http_timeout)), year_url)
+        listed = workbooks(page_text(get(http, year_url, source=self.name)), year_url)
         if not listed:
             raise LayoutError(self.name, year_url, "workbook links (.xlsx or .xls) on the year's page")
         wanted = [(u, t) for u, t, when in listed if when and when[0] == year
@@ -106,7 +106,7 @@ class Meti(Source):
         return [ReleaseFile(self.name, u.rsplit("/", 1)[-1], u, note=t or None) for u, t in wanted]
 
     def fetch(self, settings: Settings, http: requests.Session, ref: ReleaseFile) -> bytes:
-        return get(http, ref.url, source=self.name, timeout=settings.http_timeout).content
+        return get(http, ref.url, source=self.name).content
 
     def parse(self, ref: ReleaseFile, data: bytes, sha256: str, catalogue: Catalogue) -> Parsed:
         return parse_workbook(ref, data)
