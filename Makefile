@@ -43,4 +43,4 @@ bench-quick: $(STAMP)
 
 clean:
 	-test -x $(BIN)/rarewatch && $(BIN)/rarewatch server stop
-	rm -rf warehouse/raw warehouse/clean warehouse/indicators warehouse/quarantine .prefect
+	rm -rf warehouse/raw warehouse/clean warehouse/indicators warehouse/quarantine warehouse/_staging warehouse/_writer.lock warehouse/_publish.journal restricted .prefect

@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(args)
     except KeyboardInterrupt:
+        global _INTERRUPTED
+        _INTERRUPTED = True
         print(f"rarewatch {args.command}: interrupted; the run in progress published nothing (the warehouse "
               "is as it was before it)", file=sys.stderr)
         return 130
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
         from flows import prefect_api
 
-        if sys.exc_info()[0] is not None or _INTERRUPTED:
+        if _INTERRUPTED:  # interrupted or terminated: a server this command started goes with it
             prefect_api.stop_if_started_here()
 
 

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -42,7 +43,11 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(RedactSecrets())
+# urllib3 logs URLs from several modules ("Incremented Retry for (url=...)" comes from util.retry);
+# a filter on a logger does not reach its children, so each one gets it.
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "urllib3.connection",
+              "urllib3.response"):
+    logging.getLogger(_name).addFilter(RedactSecrets())
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,23 @@ class _DeadlinePassed(Exception):
 class Session(requests.Session):
     """A requests session for one source and one run, carrying its limits and its run deadline."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, own_host: str | None = None):
         super().__init__()
         self.limits = limits
         self.deadline = time.monotonic() + limits.source_deadline
+        self.own_host = own_host
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """requests follows redirects itself; a source bound to its own host refuses one elsewhere
+        before it is requested."""
+        target = super().get_redirect_target(resp)
+        if target and self.own_host:
+            host = urlparse(urljoin(resp.url, target)).hostname
+            if host and host.lower() != self.own_host.lower():
+                raise FetchError(self.limits.source, _redact(resp.url, ()),
+                                 f"redirected to another host ({host}); {self.limits.source} fetches only from "
+                                 f"{self.own_host}")
+        return target
 
 
 def session(settings: Settings, source: str) -> Session:
@@ -101,7 +119,10 @@ def session(settings: Settings, source: str) -> Session:
     urllib3's Retry honours a `Retry-After` header (Comtrade sends one with 429), capped at the
     source's `retry_after_cap`, and otherwise sleeps backoff_factor * 2**(n-1) seconds between tries.
     """
+    from flows.sources import registry
+
     limits = Limits.of(settings, source)
+    known = registry().get(source)
     retry = DeadlineRetry(
         total=settings.http_retries,
         connect=settings.http_retries,
@@ -114,7 +135,7 @@ def session(settings: Settings, source: str) -> Session:
         retry_after_max=limits.retry_after_cap,
         raise_on_status=False,
     )
-    s = Session(limits)
+    s = Session(limits, known.own_host(settings) if known is not None else None)
     adapter = HTTPAdapter(max_retries=retry)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
@@ -133,6 +154,8 @@ def get(http: requests.Session, url: str, *, source: str, timeout: float | None 
     run_deadline = http.deadline if isinstance(http, Session) else None
     if run_deadline is not None and run_deadline < deadline:
         deadline, setting = run_deadline, f"source_deadline={limits.source_deadline:g} s for {source} in one run"
+    if isinstance(http, Session) and http.own_host and (urlparse(url).hostname or "").lower() != http.own_host.lower():
+        raise FetchError(source, shown, f"not requested: {source} fetches only from {http.own_host}")
     if deadline <= start:
         raise LimitExceeded(source, shown, f"not requested: the source's run is past its deadline ({setting})",
                             setting="RAREWATCH_SOURCE_DEADLINE")

@@ -74,10 +74,10 @@ def read_inbox_file(ref: ReleaseFile, max_bytes: int | None = None) -> bytes:
         size = os.fstat(f.fileno()).st_size
         if max_bytes is not None and size > max_bytes:
             raise LimitExceeded(ref.source, str(path), f"inbox file of {size:,} bytes is larger than "
-                                f"max_inbox_file_mb={max_bytes / 2**20:g}", setting="RAREWATCH_MAX_INBOX_FILE_MB")
+                                f"max_inbox_file_mb={max_bytes / 2**20:.3g}", setting="RAREWATCH_MAX_INBOX_FILE_MB")
         data = f.read(max_bytes + 1 if max_bytes is not None else -1)
     if max_bytes is not None and len(data) > max_bytes:  # grew while read
-        raise LimitExceeded(ref.source, str(path), f"inbox file grew past max_inbox_file_mb={max_bytes / 2**20:g} "
+        raise LimitExceeded(ref.source, str(path), f"inbox file grew past max_inbox_file_mb={max_bytes / 2**20:.3g} "
                             "while read", setting="RAREWATCH_MAX_INBOX_FILE_MB")
     return data
 
@@ -186,11 +186,13 @@ def iter_read_files(settings: Settings, source: Source, fetched: Iterable[Fetche
             parsed = source.parse(ref, data, sha, catalogue)
             check_limits(source, ref, parsed, limits)
         except ReleaseFileError as e:
+            if e.file == ref.name and not ref.url.startswith("file:"):
+                e = ReleaseFileError(e.source, shown_name(ref), e.problem, row=e.row, column=e.column)
             out.error = e
             return out
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeError, pl.exceptions.PolarsError) as e:
             # a shape the parser did not foresee: the file is refused with its name, never a bare traceback
-            out.error = ReleaseFileError(source.name, ref.name, f"could not be read ({type(e).__name__}: "
+            out.error = ReleaseFileError(source.name, shown_name(ref), f"could not be read ({type(e).__name__}: "
                                          f"{str(e)[:300]}); the bytes are kept in {raw_url}")
             return out
         out.parsed = parsed
@@ -531,9 +533,14 @@ def _refuse(wh: Warehouse, source: Source, ref: ReleaseFile, sha: str, data: byt
     """Keep a malformed file's failures and row texts in quarantine; the error naming them."""
     where = wh.quarantine(source.dataset, f"{sha[:12]}_{ref.name}", _quarantine_frame(source, ref, sha, data, failures))
     messages = [_failure_message(r) for r in failures.iter_rows(named=True)]
-    error = ValidationFailed(source.name, ref.name, source.dataset, messages, where, failures.height)
+    error = ValidationFailed(source.name, shown_name(ref), source.dataset, messages, where, failures.height)
     error.rows = failures["line"].n_unique()  # rows refused (a row may fail several checks)
     return error
+
+
+def shown_name(ref: ReleaseFile) -> str:
+    """A file as messages name it: an inbox file by its name, a downloaded one with its URL."""
+    return ref.name if ref.url.startswith("file:") else f"{ref.name} (from {ref.url})"
 
 
 def read_raw(wh: Warehouse, raw_url: str) -> bytes:

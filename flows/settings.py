@@ -91,11 +91,13 @@ class Settings(BaseSettings):
 
     # --- China Customs (docs/sources.md §2) -------------------------------------------------
     gacc_base_url: str = Field(
-        "http://english.customs.gov.cn", description="China Customs English site (preliminary releases)."
+        "https://english.customs.gov.cn", description="China Customs English site (preliminary releases), over "
+        "HTTPS (the site serves it); only this host is fetched from."
     )
 
     # --- METI / ANRE (docs/sources.md §4) -------------------------------------------------
-    meti_base_url: str = Field("https://www.enecho.meti.go.jp", description="METI/ANRE site (survey results pages).")
+    meti_base_url: str = Field("https://www.enecho.meti.go.jp", description=(
+        "METI/ANRE site (survey results pages); only this host is fetched from."))
 
     # --- Reserve coverage (docs/sources.md §7) ---------------------------------------------
     stock_positions: Path | None = Field(

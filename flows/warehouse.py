@@ -129,9 +129,10 @@ class Transaction:
     def stage(self, rel: str, data: bytes) -> None:
         tmp = f"{STAGING}/{self.id}/{rel}.staged.{uuid.uuid4().hex[:8]}"  # relative to the root
         path = self.wh.path(tmp)
-        self.wh.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with self.wh.fs.open_output_stream(path) as f:
-            f.write(data)
+        with _writing(self.wh, path):
+            self.wh.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with self.wh.fs.open_output_stream(path) as f:
+                f.write(data)
         with self._lock:
             self._log.append((rel, self.staged.get(rel), rel in self.deleted))
             self.staged[rel] = tmp
@@ -224,6 +225,28 @@ def _apply(wh: "Warehouse", moves: list[list[str]], deletes: list[str]) -> None:
     for dst in deletes:
         if wh._fs_exists(wh.path(dst)):
             wh.fs.delete_file(wh.path(dst))
+
+
+class WarehouseWriteError(RarewatchError):
+    """The warehouse's storage refused a write (full disk, read-only, no permission): names the
+    file and the cause. Nothing staged is published (the run's transaction is dropped)."""
+
+    def __init__(self, root: str, path: str, error: OSError):
+        cause = " ".join(str(error).split())
+        for code, text in ((28, "no space left on the device"), (30, "the file system is read-only"),
+                           (13, "permission denied")):
+            if error.errno == code or f"errno {code}]" in cause:
+                cause = text
+        super().__init__(f"[warehouse] cannot write {path}: {cause}. Nothing of the run was published; free space or "
+                         f"make {root} writable, or point RAREWATCH_WAREHOUSE elsewhere")
+
+
+@contextmanager
+def _writing(wh: "Warehouse", path: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise WarehouseWriteError(wh.root_url, path, e) from None
 
 
 class WarehouseLocked(RarewatchError):
@@ -340,16 +363,18 @@ class Warehouse:
 
     def _stage(self, data: bytes) -> str:
         staging = self.path(STAGING, "direct")  # written without the lock (evidence): swept by age
-        self.fs.create_dir(staging, recursive=True)
         tmp = f"{staging}/{uuid.uuid4().hex}.tmp"
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(data)
+        with _writing(self, tmp):
+            self.fs.create_dir(staging, recursive=True)
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
         return tmp
 
     def _commit(self, tmp: str, final: str) -> None:
         parent = final.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
-        self.fs.move(tmp, final)  # atomic rename on a local filesystem
+        with _writing(self, final):
+            self.fs.create_dir(parent, recursive=True)
+            self.fs.move(tmp, final)  # atomic rename on a local filesystem
 
     def _write_now(self, rel: str, data: bytes) -> None:
         """Staged, then renamed into place at once (no transaction)."""
@@ -463,13 +488,14 @@ class Warehouse:
         """Create `rel` only if it does not exist (atomic); False when it does."""
         path = self.path(rel)
         if isinstance(self.fs, pafs.LocalFileSystem):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            with _writing(self, path):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
             return True
         if isinstance(self.fs, pafs.S3FileSystem):
             from botocore.exceptions import ClientError

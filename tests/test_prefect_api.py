@@ -77,3 +77,42 @@ def test_the_reused_server_serves_a_later_command(tmp_path, monkeypatch):
         subprocess.run([*run, "stop"], env=env, capture_output=True, text=True, timeout=60)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     assert prefect_api.recorded() is None
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_terminated_command_stops_the_server_it_started(tmp_path, sig):
+    """Finding 9: killing the CLI left its Prefect server running. SIGTERM and Ctrl-C now stop the
+    server the command itself started (a server found running is left alone), with a message."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "RAREWATCH_"))}
+    env.update(PREFECT_HOME=str(tmp_path), RAREWATCH_PREFECT_STARTUP_TIMEOUT="240", RAREWATCH_INBOX=str(SAMPLES),
+               RAREWATCH_WAREHOUSE=str(tmp_path / "warehouse"), RAREWATCH_PREFECT_PORT="4287")
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "refresh"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "rarewatch-server.json"
+    deadline = time.monotonic() + 240
+    while not state.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert state.exists(), proc.communicate()[1]
+    server = json.loads(state.read_text())["pid"]
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 1), err
+    assert "Traceback" not in err and "interrupted" in err
+    for _ in range(100):
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(server, signal.SIGKILL)
+        raise AssertionError("the Prefect server the command started is still running")
+    assert not state.exists()

@@ -209,16 +209,17 @@ from flows.sources import inbox_files, registry
 import os
 os.environ["RAREWATCH_WAREHOUSE"] = sys.argv[1]
 source = registry()["japan_customs"]
-refs = [r for r in inbox_files(source, Path(sys.argv[2])) if r.name.startswith(sys.argv[3])]
+year, vintage = sys.argv[3].split("_")
+refs = [r for r in inbox_files(source, Path(sys.argv[2])) if r.name.startswith(year) and vintage in r.name]
 report = pipeline.land(Settings(), source, [pipeline.Fetched(r) for r in refs], Catalogue.load())
 print(report.rows_written)
 """
 
 
 def test_concurrent_landings_of_different_inputs_lose_no_rows(tmp_path):
-    """Two processes land different years into one warehouse at the same time, several times: the
-    result is always that of the two landings one after the other (finding 1: 3 trials in 10 lost
-    a file's rows before the lock)."""
+    """Two processes land two vintages of one year (the same partitions) into one warehouse at the
+    same time, several times: the result is always that of the two landings one after the other
+    (finding 1: before the lock the first trial already lost 1,106 of 3,000 rows)."""
     box = SAMPLES / "japan_customs"
     expected = None
     for trial in range(4):
@@ -226,7 +227,7 @@ def test_concurrent_landings_of_different_inputs_lose_no_rows(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAREWATCH_")}
         procs = [subprocess.Popen([sys.executable, "-c", LAND, str(root), str(box), prefix], cwd=REPO, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for prefix in ("2019_", "2020_")]
+                 for prefix in ("2020_v20200831", "2020_v20210331")]
         outs = [p.communicate(timeout=300) for p in procs]
         assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
         clean = Warehouse(str(root)).read_dataset(PartitionSpec("clean/japan_customs_trade", ("year", "month")))
@@ -238,4 +239,4 @@ def test_concurrent_landings_of_different_inputs_lose_no_rows(tmp_path):
         if expected is None:
             expected = got
         assert got == expected
-    assert {f[:5] for f in expected[1]} == {"2019_", "2020_"}
+    assert {f.rsplit("_", 1)[1] for f in expected[1]} == {"v20200831.csv", "v20210331.csv"}

@@ -117,6 +117,10 @@ class Source:
     # columns of the clean dataset its indicators read (trade, windows, derive, revisions); None: all
     indicator_columns: tuple[str, ...] | None = None
 
+    def own_host(self, settings: "Settings") -> str | None:
+        """The one host the source may fetch from (a redirect elsewhere is refused); None: any."""
+        return None
+
     def due(self, now: dt.datetime) -> "Period | None":
         """Its latest release due at a scheduled time (None: nothing due)."""
         return None

@@ -42,6 +42,10 @@ def parse_answer(ref: ReleaseFile, data: bytes) -> Parsed:
     if not isinstance(records, list):
         raise ReleaseFileError(SOURCE, ref.name, "'data' is not a list")
     count = doc.get("count", len(records))
+    if not isinstance(count, int) or isinstance(count, bool) or count != len(records):
+        # `count: 3, data: null` is a broken answer, not "nothing reported"
+        raise ReleaseFileError(SOURCE, ref.name, f"'count' is {count!r} but the answer holds {len(records)} "
+                               "record(s)", column="count")
     failures = []
     rows = []
     for i, rec in enumerate(records, start=1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import urlparse
 
 import polars as pl
 import requests
@@ -44,6 +45,9 @@ class Gacc(Source):
     # Preliminary pages never change once published; a page without its date gets the day
     # rarewatch first saw it.
     vintage_fallback = "first_seen"
+
+    def own_host(self, settings: Settings) -> str | None:
+        return urlparse(settings.gacc_base_url).hostname
 
     def due(self, now: dt.datetime) -> Period:
         return latest_gacc_month(now)

@@ -116,6 +116,11 @@ def parse_release(ref: ReleaseFile, data: bytes, direction: str = "exports") -> 
     m = next((x for _, h in heads if (x := _TITLE.search(h))), None) or _TITLE.search(title)
     if m is None:
         other = _ANY_TABLE.search(title) or next((x for _, h in heads if (x := _ANY_TABLE.search(h))), None)
+        if other and int(other.group("n")) in TABLE_NUMBER.values():
+            # table (5) or (6) by its number, yet its title is not read: a damaged or changed page
+            raise ReleaseFileError(SOURCE, ref.name, f"the title of table ({other.group('n')}) is not in the known "
+                                   "form '(5) China's Major Exports by Quantity and Value, May 2019 (in CNY)' "
+                                   f"(found {' '.join(other.group(0).split())!r})", row=1)
         if other:
             name = " ".join(other.group("name").split()).rstrip(" ,")
             return skipped_file(f"table ({other.group('n')}) {name}: a table rarewatch does not read")

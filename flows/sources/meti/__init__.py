@@ -75,6 +75,9 @@ class Meti(Source):
     latest_key = ("item", "freq", "year", "month")
     vintage_fallback = "first_seen"
 
+    def own_host(self, settings: Settings) -> str | None:
+        return urlparse(settings.meti_base_url).hostname
+
     def due(self, now: dt.datetime) -> Period | None:
         return None  # nothing new since the survey ended in December 2020
 

@@ -109,9 +109,12 @@ def _sheet_rows(data: bytes, name: str) -> tuple[str, list[list[object]]]:
     try:
         reader = fastexcel.read_excel(data)
     except Exception as e:  # calamine raises one error class per format problem
-        raise ReleaseFileError(SOURCE, name, f"unreadable workbook (.xlsx or .xls): {e}") from None
+        raise ReleaseFileError(SOURCE, name, f"unreadable workbook (.xlsx or .xls): {' '.join(str(e).split())}") from None
     for sheet in reader.sheet_names:
-        frame = reader.load_sheet(sheet, header_row=None).to_polars()
+        try:
+            frame = reader.load_sheet(sheet, header_row=None).to_polars()
+        except Exception as e:  # a damaged archive is often found only when a sheet is read
+            raise ReleaseFileError(SOURCE, name, f"unreadable sheet {sheet!r}: {' '.join(str(e).split())}") from None
         rows = [list(r) for r in frame.iter_rows()]
         head = " ".join(_text(c) for r in rows[:5] for c in r if c is not None)
         if TITLE in _text(sheet) or TITLE in head:
