@@ -153,6 +153,9 @@ def _main(args: argparse.Namespace) -> int:
         return _server(args.action)
     if args.command in ("refresh", "backfill"):
         from flows.prefect_api import PrefectUnavailable, ensure_api
+        from flows.settings import load_settings
+
+        load_settings()  # invalid settings are told before Prefect is started
 
         try:
             ensure_api()
@@ -268,6 +271,7 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
         print(f"rarewatch refresh failed:\n{e}", file=sys.stderr)
         return 1
     wh = Warehouse(settings.warehouse)
+    refused: list[str] = []
     print(f"\nwarehouse: {wh.root_url}")
     for zone in ("raw", "clean", "indicators"):
         print(f"  {zone + '/':12s} {wh.url(zone)}")
@@ -291,6 +295,12 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
                 print(f"\n{name}: {r['status']} ({r.get('reason') or r.get('error')})")
                 continue
             print(f"\n{name}: {r['rows_written']} rows landed, months {_span(r['months'])}")
+            if r.get("rows_rejected"):
+                refused.append(f"{name}: {r['rows_rejected']} row(s) refused and kept in {wh.url('quarantine')}")
+            if not r["rows_written"] and r.get("files"):
+                empty = sum(1 for f in r["files"] if f.get("skipped_not_reported"))
+                print(f"  nothing landed from {len(r['files'])} file(s)"
+                      + (f": {empty} answer(s) hold no records (not reported yet, never zero trade)" if empty else ""))
             skipped = r.get("skipped_files") or []
             if skipped:
                 reasons = sorted({s.split(": ", 1)[1] for s in skipped})
@@ -305,6 +315,9 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
                     print(f"China share (%) and HHI (0-10,000) for {r['focus']}: "
                           "the month (M) and the trailing 12 months (12M):")
                     print(summary)
+    if refused:  # the rest landed; the exit code still says that something was refused
+        print("rarewatch refresh: " + "; ".join(refused), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -212,12 +212,24 @@ def _env(setting: str) -> str:
     return "RAREWATCH_" + setting.split("=", 1)[0].upper()
 
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-]+)""", re.I)
+
+
 def page_text(r: requests.Response) -> str:
-    """A page's text by its declared charset, else UTF-8, else the detected one (requests alone
-    would read an undeclared text/html page as ISO-8859-1 and garble Japanese or Chinese)."""
+    """A page's text by its declared charset (the Content-Type header, else the page's own
+    `<meta charset>`), else UTF-8, else the detected one (requests alone would read an undeclared
+    text/html page as ISO-8859-1 and garble Japanese or Chinese)."""
     declared = "charset=" in r.headers.get("Content-Type", "").lower()
     if declared:
         return r.text
+    meta = _META_CHARSET.search(r.content[:4096])
+    if meta:
+        import codecs
+
+        try:
+            return r.content.decode(codecs.lookup(meta.group(1).decode("ascii")).name, errors="replace")
+        except LookupError:
+            pass
     try:
         return r.content.decode("utf-8-sig")
     except UnicodeDecodeError:

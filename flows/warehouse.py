@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -87,6 +88,10 @@ STALE_AFTER_S = 120.0  # a lock from another host whose heartbeat is older than 
 
 def _direct(rel: str) -> bool:
     return any(fnmatch.fnmatchcase(rel, pattern) for pattern in DIRECT)
+
+
+# this host, as direct staged files name their writer (no "-" in it: the name is split on it)
+_WRITER_TAG = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -363,7 +368,8 @@ class Warehouse:
 
     def _stage(self, data: bytes) -> str:
         staging = self.path(STAGING, "direct")  # written without the lock (evidence): swept by age
-        tmp = f"{staging}/{uuid.uuid4().hex}.tmp"
+        # named by writer, so the next run can tell a dead writer's leftovers from live writes
+        tmp = f"{staging}/{_WRITER_TAG}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
         with _writing(self, tmp):
             self.fs.create_dir(staging, recursive=True)
             with self.fs.open_output_stream(tmp) as f:
@@ -625,7 +631,13 @@ class Warehouse:
         for info in self.fs.get_file_info(pafs.FileSelector(top)):
             if info.base_name == "direct" and info.type == pafs.FileType.Directory:
                 for f in self.fs.get_file_info(pafs.FileSelector(info.path)):
-                    if f.type == pafs.FileType.File and f.mtime is not None and f.mtime.timestamp() < cutoff:
+                    if f.type != pafs.FileType.File:
+                        continue
+                    # this host's dead writers at once; others' (or unnamed) after an hour
+                    tag, _, rest = f.base_name.partition("-")
+                    pid = rest.partition("-")[0]
+                    dead = tag == _WRITER_TAG and pid.isdigit() and not _pid_alive(int(pid))
+                    if dead or (f.mtime is not None and f.mtime.timestamp() < cutoff):
                         self.fs.delete_file(f.path)
             elif info.type == pafs.FileType.Directory:
                 self.fs.delete_dir(info.path)

@@ -299,3 +299,31 @@ def test_whole_release_in_the_inbox_lands_exports_and_imports(settings_env):
     manifest = pl.read_parquet(wh / "raw" / "gacc" / "manifest.parquet")
     t4 = manifest.filter(pl.col("file") == "t4_2020-05.html").row(0, named=True)
     assert t4["status"] == "skipped" and "by Country/Region" in t4["note"]
+
+
+def test_a_page_republished_with_a_label_variant_replaces_the_earlier_row(settings_env):
+    """Finding 2: a page republished with "Rare earth" for "Rare Earth" (real pages differ in case
+    between 2019 and 2025) left both rows as the latest and failed the run. Labels are compared
+    normalised: the later vintage replaces the earlier, and the monthly series holds one row."""
+    from flows import pipeline
+    from flows.sources import inbox_files
+    from flows.warehouse import Warehouse
+
+    folder = settings_env.inbox / "gacc"
+    folder.mkdir()
+    first = page(title="(5) China's Major Exports by Quantity and Value, July 2020 (in CNY)", date="2020/08/09",
+                 groups=("July", "Jan-Jul in Total", "Jan-Jul 2019 in Total", "Year-on-Year ±%"))
+    (folder / "table5_2020-07_cny.html").write_bytes(first)
+    settings = settings_env()
+
+    def run():
+        with Warehouse(settings.warehouse).transaction("test"):
+            pipeline.land(settings, GACC, [pipeline.Fetched(r) for r in inbox_files(GACC, settings.inbox)], CAT)
+            return pipeline.compute_indicators(settings, GACC, CAT)
+
+    assert run()["china_exports_monthly"] == 1
+    again = first.replace(b"Rare Earth", b"Rare earth").replace(b"3,000.0", b"3,100.0").replace(b"2020/08/09", b"2020/08/20")
+    (folder / "table5_2020-07_cny_republished.html").write_bytes(again)
+    assert run()["china_exports_monthly"] == 1
+    monthly = pl.read_parquet(settings_env.warehouse / "indicators" / "china_exports_monthly")
+    assert monthly.filter(pl.col("commodity") == "rare_earths")["quantity_t"].to_list() == [3100.0]

@@ -364,14 +364,18 @@ def test_a_count_without_data_is_refused(httpserver, settings_env):
     ({"RAREWATCH_SOURCE_LIMITS": '{"gacc": {"max_cells": 3}}'}, "unknown limit"),
     ({"RAREWATCH_RESTRICTED_DIR": "{warehouse}/indicators"}, "may not lie inside"),
 ])
-def test_invalid_settings_are_one_paragraph_and_exit_2(settings_env, monkeypatch, capsys, env, expected):
+def test_invalid_settings_are_one_paragraph_and_exit_2(settings_env, monkeypatch, capsys, tmp_path, env, expected):
+    from flows import prefect_api
     from flows.cli import main
 
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v.replace("{warehouse}", str(settings_env.warehouse)))
     assert main(["refresh"]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert prefect_api.recorded() is None  # told before any Prefect server is started
 
 
 def test_an_unexpected_error_keeps_its_traceback_in_a_file(monkeypatch, capsys):
@@ -407,3 +411,13 @@ def test_an_api_page_of_another_shape_names_the_file(settings_env):
     with pytest.raises(ReleaseFileError) as e:
         estat_api.to_rows(ref, json.dumps(doc).encode())
     assert "api_import_2020.json" in str(e.value)
+
+
+def test_a_page_without_a_header_charset_is_read_by_its_meta_charset(httpserver, settings_env):
+    from flows.httpclient import page_text
+
+    body = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS"></head>' \
+           '<body>品別国別表</body></html>'
+    httpserver.expect_request("/p").respond_with_data(body.encode("cp932"), content_type="text/html")
+    s = _settings(settings_env)
+    assert "品別国別表" in page_text(get(session(s, "japan_customs"), httpserver.url_for("/p"), source="japan_customs"))

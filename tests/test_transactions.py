@@ -240,3 +240,20 @@ def test_concurrent_landings_of_different_inputs_lose_no_rows(tmp_path):
             expected = got
         assert got == expected
     assert {f.rsplit("_", 1)[1] for f in expected[1]} == {"v20200831.csv", "v20210331.csv"}
+
+
+def test_staged_files_of_a_dead_writer_are_cleared_at_the_next_lock(tmp_path):
+    """Finding 9: staged files lingered for an hour. Direct writes name their writer (host, pid):
+    the next run taking the lock removes a dead writer's at once, and never a live writer's."""
+    import flows.warehouse as w
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    staging = tmp_path / "_staging" / "direct"
+    staging.mkdir(parents=True)
+    gone = staging / f"{w._WRITER_TAG}-{int(dead.stdout)}-abc.tmp"
+    alive = staging / f"{w._WRITER_TAG}-{os.getpid()}-def.tmp"
+    for f in (gone, alive):
+        f.write_bytes(b"half a file")
+    with Warehouse(str(tmp_path)).writer("next run"):
+        pass
+    assert not gone.exists() and alive.exists()

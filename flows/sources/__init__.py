@@ -111,6 +111,9 @@ class Source:
     suffixes: tuple[str, ...] = (".csv",)  # file endings accepted from the inbox
     inbox_folder: str | None = None  # inbox sub-folder when not the source's name (sources sharing one)
     latest_key: tuple[str, ...] = ()  # columns within which the newest vintage wins
+    # columns of latest_key compared normalised (case, spaces, punctuation): a page republished
+    # with "Rare earth" for "Rare Earth" replaces the earlier row instead of standing beside it
+    label_columns: tuple[str, ...] = ()
     vintage_fallback: str | None = None  # "first_seen": files without a publication date get the day first seen
     overlapping_requests: bool = False  # one record may answer two requests (de-duplicated on landing)
     value_unit: str | None = None  # unit of `trade` values, when the source offers `trade`
@@ -157,7 +160,7 @@ class Source:
         """What `trade`, `windows` and `derive` read, from a lazy scan of the clean dataset
         (its `indicator_columns`): by default every row of the newest vintage. A source with a
         long history sums it lazily instead (Japan Customs: per flow, month, metal and country)."""
-        return latest_vintage(scan, self.latest_key, self.spec.partition_by).collect()
+        return latest_vintage(scan, self.latest_key, self.spec.partition_by, self.label_columns).collect()
 
     def windows(self, clean: pl.DataFrame) -> pl.DataFrame | None:
         """The indicator periods of `trade`; None: M, 12M and A from the months available."""
@@ -176,7 +179,18 @@ class Source:
         return self.inbox_folder or self.name
 
 
-def latest_vintage(clean: pl.LazyFrame, by: "tuple[str, ...]", coarse: "tuple[str, ...]" = ()) -> pl.LazyFrame:
+def label_norm(column: str) -> pl.Expr:
+    """A label as compared: lower case, every run of other characters one space, trimmed."""
+    return pl.col(column).str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
+
+
+def label_norm_sql(column: str) -> str:
+    """`label_norm` in DuckDB SQL (for the warehouse views)."""
+    return f"trim(regexp_replace(lower({column}), '[^[:alnum:]]+', ' ', 'g'))"
+
+
+def latest_vintage(clean: pl.LazyFrame, by: "tuple[str, ...]", coarse: "tuple[str, ...]" = (),
+                   labels: "tuple[str, ...]" = ()) -> pl.LazyFrame:
     """Rows of the newest vintage for each `by` group (docs/sources.md §1.4: a later release
     replaces the whole data).
 
@@ -185,15 +199,16 @@ def latest_vintage(clean: pl.LazyFrame, by: "tuple[str, ...]", coarse: "tuple[st
     holding several need the per-group window over the full key."""
     names = clean.collect_schema().names()
     coarse = tuple(k for k in coarse if k in by and k in names)
+    keys = [label_norm(c) if c in labels else pl.col(c) for c in by]
     if not coarse:
-        return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(list(by)))
+        return clean.filter(pl.col("vintage") == pl.col("vintage").max().over(keys))
     multi = clean.group_by(list(coarse)).agg(pl.col("vintage").n_unique().alias("_n")).filter(
         pl.col("_n") > 1).select(list(coarse)).collect()
     if multi.is_empty():
         return clean
     several = clean.join(multi.lazy(), on=list(coarse), how="semi")
     return pl.concat([clean.join(multi.lazy(), on=list(coarse), how="anti"),
-                      several.filter(pl.col("vintage") == pl.col("vintage").max().over(list(by)))])
+                      several.filter(pl.col("vintage") == pl.col("vintage").max().over(keys))])
 
 
 # Set while `rarewatch sources check` runs: pages of an unknown layout are described, not kept.

@@ -42,6 +42,7 @@ class Gacc(Source):
     inbox_folder = "gacc"
     replace_key = ("vintage", "source_file")
     latest_key = ("year", "month", "commodity_label", "currency")
+    label_columns = ("commodity_label",)  # labels vary in case and spacing between releases
     # Preliminary pages never change once published; a page without its date gets the day
     # rarewatch first saw it.
     vintage_fallback = "first_seen"
