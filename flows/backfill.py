@@ -36,7 +36,7 @@ from flows.periods import Month, MonthSpan, month_range, parse_period
 from flows.progress import listening
 from flows.settings import Settings, load_settings
 from flows.sources import Source, inbox_files, registry
-from flows.views import write_views
+from flows import publication
 from flows.warehouse import Warehouse
 
 MonthText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
@@ -191,7 +191,7 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
                 logger.error("%s failed, not published: %s", name, e)
                 extra_errors.append(f"{name} failed, not published: {e}")
     if landed:
-        write_views(wh)
+        publication.publish(settings)  # reference tables, dictionary, DuckDB catalogue, README
     create_table_artifact(key="backfill-summary", table=rows, description="What happened per month and source")
     errors = [g.error for gs in results.values() for g in gs if g.status == "failed"] + extra_errors
     return {"jobs": rows, "landed": landed, "errors": errors,

@@ -16,13 +16,12 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from flows import checks, pipeline
+from flows import checks, pipeline, publication
 from flows.catalogue import Catalogue
 from flows.errors import FetchError, LayoutError, LimitExceeded, SourceFailed
 from flows.httpclient import session
 from flows.periods import Month, Period, Year, parse_period
 from flows.settings import Settings, load_settings
-from flows.views import write_views
 from flows.warehouse import Warehouse
 from flows.sources import inbox_files, registry
 
@@ -242,9 +241,32 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
         except Exception as e:  # messages carry no stock figure (pipeline.compute_reserves)
             logger.error("reserve coverage failed: %s", e)
             failures.append(SourceFailed("reserve_coverage", [e]))
-    write_views(wh)
+    try:
+        with wh.transaction("alerts"):
+            n, new = pipeline.compute_alerts(settings)
+        results["alerts"] = {"status": "ok", "rows": n, "new": new.to_dicts()}
+        emit_alert_events(new, settings.alert_events_max)
+    except Exception as e:
+        logger.error("alerts failed: %s", e)
+        failures.append(SourceFailed("alerts", [e]))
+    publication.publish(settings)  # reference tables, dictionary, DuckDB catalogue, README
     _artifacts(settings, {k: v for k, v in results.items() if k not in ("mirror_gaps", "reserve_coverage")})
     return results, failures
+
+
+def emit_alert_events(new: pl.DataFrame, limit: int) -> int:
+    """One Prefect event per new alert, newest first, at most `limit`: `rarewatch.alert.<kind>`
+    with the metal (or commodity) as resource, so an automation can notify (prefect.yaml)."""
+    from prefect.events import emit_event
+
+    sent = 0
+    for row in new.sort("period_end", descending=True).head(limit).iter_rows(named=True):
+        emit_event(event=f"rarewatch.alert.{row['kind']}",
+                   resource={"prefect.resource.id": f"rarewatch.metal.{row['subject']}",
+                             "prefect.resource.name": row["subject"], "rarewatch.source": row["source"]},
+                   payload={k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()})
+        sent += 1
+    return sent
 
 
 def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
@@ -255,8 +277,15 @@ def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
                       "import_dependency": r.get("import_dependency", 0),
                       "note": (r.get("error") or r.get("reason") or "")[:500]})
     create_table_artifact(key="rows-written", table=table, description="Rows written and rejected per source")
-    md = ["# rarewatch monthly refresh", ""]
+    report = Warehouse(settings.warehouse).url("reports", "latest.html")
+    md = ["# rarewatch monthly refresh", "", f"Report (charts, top partners, reserve coverage, alerts; opens offline): "
+          f"[{report}]({report})", ""]
+    alerts = results.get("alerts", {}).get("new") or []
+    if alerts:
+        md += [f"## Alerts ({len(alerts)} new)", "", *[f"- **{a['kind']}** {a['message']}" for a in alerts[:30]], ""]
     for name, r in results.items():
+        if name == "alerts":
+            continue
         if r["status"] == "skipped":
             md += [f"## {name}: skipped", "", r["reason"], ""]
         elif r["status"] != "ok":

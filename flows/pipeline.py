@@ -777,3 +777,28 @@ def compute_reserves(settings: Settings, catalogue: Catalogue) -> dict[str, int]
 def read_indicator(settings: Settings, name: str) -> pl.DataFrame | None:
     spec = {"partner_shares": PARTNER_SHARES, "import_dependency": IMPORT_DEPENDENCY}[name]
     return Warehouse(settings.warehouse).read_dataset(spec)
+
+
+ALERTS = PartitionSpec("indicators/alerts")
+
+
+def compute_alerts(settings: Settings) -> tuple[int, pl.DataFrame]:
+    """Every alert the published indicators raise (flows/indicators/alerts.py), written to
+    `indicators/alerts/`; returns (rows, the alerts not in the previous file: the new ones)."""
+    from flows.indicators import alerts
+    from flows.sources.gacc import MONTHLY
+    from schemas.alerts import Alerts
+
+    wh = Warehouse(settings.warehouse)
+    found = alerts.all_alerts(
+        exports_monthly=wh.read_dataset(MONTHLY), dependency=wh.read_dataset(IMPORT_DEPENDENCY),
+        shares=wh.read_dataset(PARTNER_SHARES), coverage=wh.read_dataset(RESERVE_COVERAGE),
+        drop_pct=settings.alert_china_export_drop_pct, share_points=settings.alert_china_share_points,
+        rise_pct=settings.alert_target_stock_rise_pct)
+    ensure_valid(Alerts, found, "alerts")
+    before = wh.read_dataset(ALERTS)
+    key = ["kind", "subject", "source", "period_start", "period_end"]
+    new = found if before is None or before.is_empty() else found.join(before.select(key), on=key, how="anti")
+    if found.height or before is not None:
+        wh.write_partitions(ALERTS, found, replace_all=True)
+    return found.height, new

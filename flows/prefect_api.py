@@ -58,10 +58,12 @@ def startup_timeout() -> float:
 
 
 def healthy(url: str, timeout: float = 3.0) -> bool:
+    """Ready for a client: /health answers as soon as the web app is up, /admin/version (what
+    Prefect's client asks first) only once the API is (under load the two are seconds apart)."""
     import requests
 
     try:
-        return requests.get(f"{url.rstrip('/')}/health", timeout=timeout).ok
+        return all(requests.get(f"{url.rstrip('/')}/{path}", timeout=timeout).ok for path in ("health", "admin/version"))
     except requests.RequestException:
         return False
 

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         "max_download_mb, max_inflated_mb, max_inflate_ratio, max_inbox_file_mb, max_cell_chars, "
         "max_summary_rows, request_deadline, source_deadline, retry_after_cap)."))
 
+    # --- Shock alerts (schemas/alerts.py) --------------------------------------------------------
+    alert_china_export_drop_pct: float = Field(30.0, gt=0, description=(
+        "Alert when China's monthly exports of a commodity fall at least this many % year on year."))
+    alert_china_share_points: float = Field(10.0, gt=0, description=(
+        "Alert when China's 12-month share of a metal moves at least this many points in a year."))
+    alert_target_stock_rise_pct: float = Field(20.0, gt=0, description=(
+        "Alert when the stock a target implies is more than this many % above a year earlier."))
+    alert_events_max: int = Field(20, ge=0, description="Most Prefect events emitted per run for new alerts (newest first).")
+
     task_retries: int = Field(2, description="Prefect retries of a source's fetch task after network errors.")
     task_retry_delay: float = Field(60.0, description="Seconds between those retries.")
     user_agent: str = Field(

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -646,9 +647,15 @@ class Warehouse:
 
     # ---------------------------------------------------------------- parquet
     @staticmethod
-    def parquet_bytes(frame: pl.DataFrame, metadata: Mapping[str, str] | None = None) -> bytes:
-        """Deterministic zstd Parquet: the same frame always gives the same bytes."""
+    def parquet_bytes(frame: pl.DataFrame, metadata: Mapping[str, str] | None = None,
+                      descriptions: Mapping[str, str] | None = None) -> bytes:
+        """Deterministic zstd Parquet: the same frame always gives the same bytes. `descriptions`
+        (the data dictionary's) go into each field's metadata under `description`."""
         table = frame.to_arrow()
+        if descriptions:
+            fields = [f.with_metadata({**(f.metadata or {}), b"description": descriptions[f.name].encode()})
+                      if f.name in descriptions else f for f in table.schema]
+            table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
         if metadata:
             meta = dict(table.schema.metadata or {})
             meta.update({k.encode(): v.encode() for k, v in metadata.items()})
@@ -687,8 +694,10 @@ class Warehouse:
                 return self.publish(files, delete=delete, metadata=metadata)
         tx = self._tx()
         assert tx is not None
+        from flows.dictionary import field_descriptions
+
         for rel, df in files.items():
-            tx.stage(rel, self.parquet_bytes(df, metadata))
+            tx.stage(rel, self.parquet_bytes(df, metadata, field_descriptions(rel)))
         for rel in delete:
             if rel not in files and self.exists(rel):
                 tx.delete(rel)
@@ -720,7 +729,6 @@ class Warehouse:
         predicate pushdown: only the columns and row groups asked for are read. Any filesystem
         pyarrow knows (through `pyarrow.dataset`); None when the dataset has no file. `files`:
         its files when the caller has just listed them (`partition_files`)."""
-        import pyarrow as pa
         import pyarrow.dataset as ds
 
         files = self.partition_files(spec) if files is None else files

@@ -381,10 +381,10 @@ def test_invalid_settings_are_one_paragraph_and_exit_2(settings_env, monkeypatch
 def test_an_unexpected_error_keeps_its_traceback_in_a_file(monkeypatch, capsys):
     from flows import cli
 
-    def boom(args):
+    def boom(*args, **kwargs):
         raise ZeroDivisionError("division by zero in a place nobody foresaw")
 
-    monkeypatch.setattr(cli, "_main", boom)
+    monkeypatch.setattr(cli, "_prefect", boom)
     assert cli.main(["refresh"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "rarewatch bug" in err

@@ -24,6 +24,7 @@ def landed(settings_env):
 
 def test_newer_vintage_keeps_older_and_latest_shows_the_new(landed):
     con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{landed}'")  # the views' paths are relative to the warehouse
     con.execute((landed / "views.sql").read_text())
     q = ("select vintage, sum(value_jpy_thousand) from {} where year = 2020 and month = 3 and flow = 'import' "
          "group by vintage order by vintage")

@@ -59,11 +59,11 @@ def test_a_failure_while_preparing_publishes_nothing(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = Warehouse.parquet_bytes
 
-    def fail_on_second(df, metadata=None):
+    def fail_on_second(df, metadata=None, descriptions=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real(df, metadata)
+        return real(df, metadata, descriptions)
 
     monkeypatch.setattr(Warehouse, "parquet_bytes", staticmethod(fail_on_second))
     changed = pl.DataFrame({"year": [2020, 2021], "month": [7, 1], "x": [5.0, 6.0]})
