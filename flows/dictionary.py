@@ -163,13 +163,26 @@ def _allowed(column: pa.Column) -> str:
     return "; ".join(out)
 
 
+@cache
+def _enumerations() -> dict[str, str]:
+    """Values of the enumerated columns the models check only by pattern: metal ids (the
+    commodity catalogue) and source names (the source registry)."""
+    from flows.catalogue import Catalogue
+    from flows.sources import registry
+
+    return {"metal": ", ".join(sorted(Catalogue.load().metals)), "source": ", ".join(registry())}
+
+
 def columns(ds: Dataset) -> list[dict[str, object]]:
     schema = ds.model.to_schema()
     out = []
     for name, col in schema.columns.items():
         desc = col.description or ""
+        allowed = _allowed(col)
+        if name in ("metal", "source") and "," not in allowed and ds.zone != "reference" and ds.name != "alerts":
+            allowed = _enumerations()[name]
         out.append({"dataset": ds.name, "column": name, "type": str(col.dtype), "nullable": bool(col.nullable),
-                    "unit": unit_of(name, desc), "description": desc, "allowed_values": _allowed(col),
+                    "unit": unit_of(name, desc), "description": desc, "allowed_values": allowed,
                     "hive_key": name in ds.partition_by})
     return out
 
