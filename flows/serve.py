@@ -72,6 +72,9 @@ def deploy(env: dict[str, str]) -> None:
     done = prefect("deploy", "--all", env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    told = subprocess.run([sys.executable, "-m", "flows.notifications"], cwd=REPO, env=env, capture_output=True,
+                          text=True)
+    print(told.stdout.strip() or f"alert automation not set up: {told.stderr[-800:]}", flush=True)
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:

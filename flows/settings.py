@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         "Alert when China's 12-month share of a metal moves at least this many points in a year."))
     alert_target_stock_rise_pct: float = Field(20.0, gt=0, description=(
         "Alert when the stock a target implies is more than this many % above a year earlier."))
+    notify_webhook_url: SecretStr | None = Field(None, description=(
+        "Where the alert automation POSTs (a custom webhook block `rarewatch-notify`, created by `make serve` or "
+        "`python -m flows.notifications`); secret, since such URLs carry tokens."))
     alert_events_max: int = Field(20, ge=0, description="Most Prefect events emitted per run for new alerts (newest first).")
 
     task_retries: int = Field(2, description="Prefect retries of a source's fetch task after network errors.")
@@ -126,7 +129,8 @@ class Settings(BaseSettings):
     )
     comtrade_min_interval: float = Field(1.5, description="Seconds between Comtrade calls (throttle).")
 
-    @field_validator("inbox", "restricted_dir", "stock_positions", "stockpile_policy", "dask_address", mode="before")
+    @field_validator("inbox", "restricted_dir", "stock_positions", "stockpile_policy", "dask_address", "notify_webhook_url",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         """`RAREWATCH_INBOX=` (empty) means no inbox, not the current directory."""

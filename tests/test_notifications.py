@@ -1,0 +1,47 @@
+"""The alert automation (issue 11): a real local Prefect server (`prefect server start`, the
+reused server of one-off commands), the automation created as `make serve` creates it, a shock
+alert's event, and the webhook (a local HTTP server) receiving the notification."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from conftest import REPO
+
+EMIT = """
+from prefect.events import emit_event
+emit_event(event="rarewatch.alert.china_export_drop", resource={"prefect.resource.id": "rarewatch.metal.rare_earths"},
+           payload={"message": "China's exports of rare_earths in 2020-07: 1620.3 t, -69.1% year on year"})
+"""
+
+
+def test_an_alert_event_reaches_the_operators_webhook(tmp_path, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "RAREWATCH_"))}
+    env.update(PREFECT_HOME=str(tmp_path), RAREWATCH_PREFECT_PORT="4296", RAREWATCH_PREFECT_STARTUP_TIMEOUT="240",
+               RAREWATCH_NOTIFY_WEBHOOK_URL=httpserver.url_for("/hook"))
+    run = [sys.executable, "-m", "flows.cli", "server"]
+    try:
+        started = subprocess.run([*run, "start"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr
+        env["PREFECT_API_URL"] = started.stdout.split("Prefect API: ", 1)[1].strip()
+        made = subprocess.run([sys.executable, "-m", "flows.notifications"], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert "sends rarewatch.alert.* events" in made.stdout, made.stderr[-2000:]
+        time.sleep(2)  # the server loads new automations within a second or two
+        sent = subprocess.run([sys.executable, "-c", EMIT], env=env, cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+        assert sent.returncode == 0, sent.stderr[-2000:]
+        deadline = time.monotonic() + 60
+        while not httpserver.log and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert httpserver.log, "the webhook received nothing"
+        body = json.loads(httpserver.log[0][0].get_data())
+        assert body["title"] == "rarewatch alert: rarewatch.alert.china_export_drop"
+        assert "-69.1%" in body["text"]
+    finally:
+        subprocess.run([*run, "stop"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
