@@ -493,6 +493,8 @@ def _refresh(period: str | None, sources: list[str] | None) -> int:
     print(f"\nwarehouse: {wh.root_url}")
     for zone in ("raw", "clean", "indicators"):
         print(f"  {zone + '/':12s} {wh.url(zone)}")
+    print(f"  {'report':12s} {wh.url('reports', 'latest.html')}  (opens offline)")
+    print(f"  {'read me':12s} {wh.url('README.md')}  (DuckDB: {wh.url('rarewatch.duckdb')})")
     with pl.Config(tbl_rows=60, tbl_cols=12, float_precision=1, tbl_hide_dataframe_shape=True, tbl_width_chars=140,
                    tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
         for name, r in results.items():

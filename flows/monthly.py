@@ -262,7 +262,8 @@ def emit_alert_events(new: pl.DataFrame, limit: int) -> int:
     sent = 0
     for row in new.sort("period_end", descending=True).head(limit).iter_rows(named=True):
         emit_event(event=f"rarewatch.alert.{row['kind']}",
-                   resource={"prefect.resource.id": f"rarewatch.metal.{row['subject']}",
+                   resource={"prefect.resource.id": f"rarewatch.{'source' if row['kind'] == 'release_overdue' else 'metal'}."
+                                         f"{row['subject']}",
                              "prefect.resource.name": row["subject"], "rarewatch.source": row["source"]},
                    payload={k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()})
         sent += 1

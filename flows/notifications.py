@@ -41,7 +41,7 @@ def ensure_alert_automation(webhook_url: str | None = None) -> str:
         name=ALERT_AUTOMATION,
         description="Every new rarewatch shock alert (China's exports down, China's share moved, a top supplier "
                     "gone, the target stock up), sent through the rarewatch-notify block.",
-        trigger=EventTrigger(expect={"rarewatch.alert.*"}, match={"prefect.resource.id": "rarewatch.metal.*"},
+        trigger=EventTrigger(expect={"rarewatch.alert.*"}, match={"prefect.resource.id": "rarewatch.*"},
                              posture="Reactive", threshold=1, within=0),
         actions=[SendNotification(block_document_id=block_id, subject="rarewatch alert: {{ event.event }}",
                                   body="{{ event.payload.message }}")],

@@ -782,7 +782,35 @@ def read_indicator(settings: Settings, name: str) -> pl.DataFrame | None:
 ALERTS = PartitionSpec("indicators/alerts")
 
 
-def compute_alerts(settings: Settings) -> tuple[int, pl.DataFrame]:
+def release_calendar(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
+    """Per source read from the network: the release its calendar says is out, and the newest
+    month landed (raw manifest: months of published files)."""
+    from flows.periods import Month, Year
+    from flows.sources import registry
+
+    now = now or dt.datetime.now(dt.UTC)
+    out = []
+    for name, source in registry().items():
+        due = source.due(now)
+        manifest = wh.raw_manifest(name)
+        if due is None or manifest is None or "months" not in manifest.columns:
+            continue
+        published = manifest.filter((pl.col("status") == "published") & pl.col("months").is_not_null())
+        if published.is_empty() or not published["url"].str.starts_with("http").any():
+            continue  # never fetched live: an inbox (samples) is not late
+        ends = published["months"].str.split("..").list.last().drop_nulls().to_list()
+        landed = max(Month.parse(e) for e in ends)
+        if isinstance(due, Year):
+            due_start, due_end = dt.date(due.year, 1, 1), dt.date(due.year, 12, 31)
+        elif isinstance(due, Month):
+            due_start, due_end = due.first_day, due.last_day
+        else:
+            continue
+        out.append({"source": name, "due_start": due_start, "due_end": due_end, "landed_end": landed.last_day})
+    return out
+
+
+def compute_alerts(settings: Settings, now: dt.datetime | None = None) -> tuple[int, pl.DataFrame]:
     """Every alert the published indicators raise (flows/indicators/alerts.py), written to
     `indicators/alerts/`; returns (rows, the alerts not in the previous file: the new ones)."""
     from flows.indicators import alerts
@@ -794,7 +822,7 @@ def compute_alerts(settings: Settings) -> tuple[int, pl.DataFrame]:
         exports_monthly=wh.read_dataset(MONTHLY), dependency=wh.read_dataset(IMPORT_DEPENDENCY),
         shares=wh.read_dataset(PARTNER_SHARES), coverage=wh.read_dataset(RESERVE_COVERAGE),
         drop_pct=settings.alert_china_export_drop_pct, share_points=settings.alert_china_share_points,
-        rise_pct=settings.alert_target_stock_rise_pct)
+        rise_pct=settings.alert_target_stock_rise_pct, releases=release_calendar(wh, now))
     ensure_valid(Alerts, found, "alerts")
     before = wh.read_dataset(ALERTS)
     key = ["kind", "subject", "source", "period_start", "period_end"]

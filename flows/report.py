@@ -188,11 +188,9 @@ def build(wh: Warehouse) -> tuple[str | None, str]:
         if coverage is not None:
             cov = coverage.filter(pl.col("metal") == metal).sort("period_end")
             if cov.height:
+                # a table, not a chart: the figure changes once a year, with the reference year
                 last = cov.tail(1).to_dicts()
-                parts.append(_figure(f"{metal} target stock", _lines(
-                    plt, [("target", cov.select(pl.col("period_start").alias("x"), pl.col("required_stock_target_t").alias("y")), "-"),
-                          ("180 days", cov.select(pl.col("period_start").alias("x"), pl.col("required_stock_180d_t").alias("y")), "--")],
-                    "tonnes", size=(4.6, 1.8)), "Stock the target implies (reference consumption x target days)"))
+                parts.append("<p class='muted'>Stock the target implies (reference consumption x days)</p>")
                 parts.append(_table(last, [("period_end", "month", ""), ("consumption_method", "consumption from", ""),
                                            ("reference_consumption_t", "t/year", "n0"), ("target_days", "target days", ""),
                                            ("required_stock_target_t", "stock for target, t", "n0"),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandera.polars as pa
 
-KINDS = ["china_export_drop", "china_share_shift", "top_supplier_gone", "target_stock_rise"]
+KINDS = ["china_export_drop", "china_share_shift", "top_supplier_gone", "target_stock_rise", "release_overdue"]
 
 
 class Alerts(pa.DataFrameModel):
@@ -17,18 +17,19 @@ class Alerts(pa.DataFrameModel):
     quantity) moved by at least the threshold in points against twelve months earlier;
     top_supplier_gone: one of the three largest suppliers of the twelve months before supplied
     nothing in the month; target_stock_rise: the stock a target implies more than the threshold
-    above the previous reference year's (judged in the first month of the new one). Thresholds:
+    above the previous reference year's; release_overdue: a source read from the network whose
+    newest landed month is older than the release its calendar says is out (judged in the first month of the new one). Thresholds:
     RAREWATCH_ALERT_* settings.
     """
 
     kind: str = pa.Field(isin=KINDS, description="what moved (see the dataset's description)")
-    subject: str = pa.Field(description="metal id, or China Customs commodity id")
+    subject: str = pa.Field(description="metal id, China Customs commodity id, or source name (release_overdue)")
     source: str = pa.Field(description="source of the figures")
     period_start: dt.date = pa.Field(description="first day of the period the alert is about")
     period_end: dt.date = pa.Field(description="last day of the period")
     observed: float = pa.Field(nullable=True, description="the figure of the period (tonnes, share or stock)")
     reference: float = pa.Field(nullable=True, description="the figure it is compared with (a year earlier, or the prior 12 months)")
-    change: float = pa.Field(nullable=True, description="change in the alert's unit: % (drop, rise) or points (share)")
+    change: float = pa.Field(nullable=True, description="change in the alert's unit: % (drop, rise), points (share), months late (overdue)")
     threshold: float = pa.Field(description="the threshold in force (RAREWATCH_ALERT_*)")
     message: str = pa.Field(description="one sentence for people")
 

@@ -95,3 +95,19 @@ def test_the_july_2020_drop_in_the_samples_raises_an_alert_and_an_event(settings
     assert any(e["payload"].get("period_end") == "2020-07-31" for e in events), r.text[:500]
     again = monthly_refresh(sources=["gacc"])
     assert again["alerts"]["new"] == []  # told once
+
+
+def test_a_live_source_behind_its_calendar_is_overdue_and_an_inbox_never_is(tmp_path):
+    from flows.pipeline import release_calendar
+    from flows.warehouse import Warehouse
+
+    wh = Warehouse(str(tmp_path))
+    entry = {"source": "gacc", "file": "t5.html", "sha256": "0" * 64, "size": 1, "raw_path": "x",
+             "retrieved_at": dt.datetime(2020, 9, 10), "vintage": dt.date(2020, 8, 9), "release": "preliminary",
+             "status": "published", "rows": 3, "note": None, "months": "2020-07..2020-07"}
+    now = dt.datetime(2020, 10, 20, tzinfo=dt.UTC)  # September's release is out since about the 10th
+    wh.record_raw("gacc", pl.DataFrame([{**entry, "url": "file:///inbox/gacc/t5.html"}]))
+    assert [r["source"] for r in release_calendar(wh, now)] == []
+    wh.record_raw("gacc", pl.DataFrame([{**entry, "url": "https://english.customs.gov.cn/Statics/x.html"}]))
+    out = alerts.releases_overdue(release_calendar(wh, now))
+    assert out["message"].to_list() == ["gacc: the release of 2020-09 is out by its calendar, the newest landed is 2020-07"]

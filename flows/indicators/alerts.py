@@ -109,7 +109,29 @@ def target_stock_rises(coverage: pl.DataFrame | None, rise_pct: float) -> pl.Dat
 
 def all_alerts(*, exports_monthly: pl.DataFrame | None, dependency: pl.DataFrame | None,
                shares: pl.DataFrame | None, coverage: pl.DataFrame | None, drop_pct: float, share_points: float,
-               rise_pct: float) -> pl.DataFrame:
+               rise_pct: float, releases: list[dict] | None = None) -> pl.DataFrame:
     parts = [china_export_drops(exports_monthly, drop_pct), china_share_shifts(dependency, share_points),
-             top_suppliers_gone(shares), target_stock_rises(coverage, rise_pct)]
+             top_suppliers_gone(shares), target_stock_rises(coverage, rise_pct), releases_overdue(releases or [])]
     return pl.concat(parts, how="vertical").sort("period_end", "kind", "subject", descending=[True, False, False])
+
+
+def releases_overdue(latest: list[dict]) -> pl.DataFrame:
+    """A live source whose newest landed month is older than the release its calendar says is
+    out (`Source.due`). `latest`: source, due_start, due_end, landed_end (None: nothing landed).
+    Only sources read from the network are judged (an inbox of samples is never 'late')."""
+    rows = [r for r in latest if r["due_end"] is not None and r["landed_end"] is not None
+            and r["landed_end"] < r["due_end"]]
+    if not rows:
+        return _empty()
+    frame = pl.DataFrame(rows, schema={"source": pl.String, "due_start": pl.Date, "due_end": pl.Date,
+                                       "landed_end": pl.Date})
+    return frame.select(
+        pl.lit("release_overdue").alias("kind"), pl.col("source").alias("subject"), "source",
+        pl.col("due_start").alias("period_start"), pl.col("due_end").alias("period_end"),
+        pl.lit(None, pl.Float64).alias("observed"), pl.lit(None, pl.Float64).alias("reference"),
+        ((pl.col("due_end").dt.year() - pl.col("landed_end").dt.year()) * 12
+         + pl.col("due_end").dt.month() - pl.col("landed_end").dt.month()).cast(pl.Float64).alias("change"),
+        pl.lit(0.0).alias("threshold"),
+        pl.format("{}: the release of {} is out by its calendar, the newest landed is {}", pl.col("source"),
+                  pl.col("due_end").dt.strftime("%Y-%m"), pl.col("landed_end").dt.strftime("%Y-%m")).alias("message"),
+    ).cast(ALERT_SCHEMA)
