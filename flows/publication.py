@@ -166,10 +166,11 @@ def duckdb_catalogue(wh: Warehouse, present: list[Dataset], text: str) -> bytes:
 def readme(present: list[Dataset]) -> str:
     """`warehouse/README.md` from its template (flows/templates/warehouse_README.md)."""
     template = resources.files("flows").joinpath("templates", "warehouse_README.md").read_text()
-    rows = ["| dataset | what | one row per | key | partitioned by | fed by | updated | vintages |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| dataset | what | one row per | key | partitioned by | units | fed by | updated | vintages |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for d in datasets():
         mark = "" if d in present or d.zone == "raw" else " (not in this warehouse yet)"
+        units = "; ".join(f"`{c['column']}` {c['unit']}" for c in columns(d) if c["unit"]) or "-"
         rows.append(f"| `{d.name}`{mark} | {d.summary} | {d.grain} | {', '.join(d.keys) or '-'} | "
-                    f"{', '.join(d.partition_by) or '-'} | {d.sources} | {d.cadence} | {d.vintages} |")
+                    f"{', '.join(d.partition_by) or '-'} | {units} | {d.sources} | {d.cadence} | {d.vintages} |")
     return template.replace("{{DATASETS}}", "\n".join(rows)).replace("{{GENERATED}}", dt.date.today().isoformat())

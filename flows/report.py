@@ -170,11 +170,10 @@ def build(wh: Warehouse) -> tuple[str | None, str]:
             return m.filter((pl.col("freq") == freq) & (pl.col("basis") == basis)).select(
                 pl.col("period_start").alias("x"), pl.col(col).alias("y"))
         parts.append(f"<h3 id='m-{metal}'>{html.escape(metal)}</h3>")
-        share = _lines(plt, [("quantity 12M", pick("12M", "quantity", "china_share"), "-"),
-                             ("value 12M", pick("12M", "value", "china_share"), "--"),
-                             ("quantity M", pick("M", "quantity", "china_share"), ":")], "China share, %", percent=True)
-        hhi = _lines(plt, [("quantity 12M", pick("12M", "quantity", "hhi"), "-"),
-                           ("value 12M", pick("12M", "value", "hhi"), "--")], "HHI (0-10,000)")
+        series = [("quantity 12M", "12M", "quantity", "-"), ("value 12M", "12M", "value", "--"),
+                  ("quantity M", "M", "quantity", ":"), ("value M", "M", "value", "-.")]
+        share = _lines(plt, [(n, pick(f, b, "china_share"), s) for n, f, b, s in series], "China share, %", percent=True)
+        hhi = _lines(plt, [(n, pick(f, b, "hhi"), s) for n, f, b, s in series], "HHI (0-10,000)")
         parts.append('<div class="charts">' + _figure(f"{metal} China share", share, "China's share of Japan's imports")
                      + _figure(f"{metal} HHI", hhi, "Concentration of suppliers (HHI; > 2,500 highly concentrated)")
                      + "</div>")
