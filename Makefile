@@ -1,7 +1,7 @@
 # rarewatch: two commands on a fresh machine (README "Quick start").
 #   make run   monthly refresh on the bundled sample releases, no network
 #   make test  the whole test suite
-#   make serve local Prefect server + UI (127.0.0.1:4200), work pool, deployments, a worker
+#   make serve local Prefect server + UI (127.0.0.1:4200), live sources; make serve-samples: the samples, schedules paused
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +14,7 @@ export PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY = false
 export DO_NOT_TRACK = 1
 export PREFECT_SERVER_ALLOW_EPHEMERAL_MODE = true
 
-.PHONY: run test serve install clean bench bench-quick
+.PHONY: run test serve serve-samples install clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,13 @@ install: $(STAMP)
 run: $(STAMP)
 	RAREWATCH_INBOX=$${RAREWATCH_INBOX:-samples/inbox} $(BIN)/rarewatch refresh
 
-# Like `make run`, the bundled samples by default; RAREWATCH_INBOX= (empty) serves the live sources.
+# The live sources (network), schedules active; `make serve-samples` serves the bundled samples
+# with every schedule paused. RAREWATCH_SERVE_PORT (default 4200) moves the UI.
 serve: $(STAMP)
-	RAREWATCH_INBOX=$${RAREWATCH_INBOX-samples/inbox} $(BIN)/python -m flows.serve
+	$(BIN)/python -m flows.serve
+
+serve-samples: $(STAMP)
+	RAREWATCH_INBOX=samples/inbox $(BIN)/python -m flows.serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

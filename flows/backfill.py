@@ -32,6 +32,7 @@ from flows.catalogue import Catalogue
 from flows.errors import RarewatchError, SourceFailed
 from flows.httpclient import session
 from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
+from flows.ratelimit import ensure_writer_limit
 from flows.periods import Month, MonthSpan, month_range, parse_period
 from flows.progress import listening
 from flows.settings import Settings, load_settings
@@ -102,7 +103,8 @@ def backfill(
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; known: {sorted(registry())}")
     months = [str(m) for m in month_range(first, last)]
-    with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # never beside another writing run
+    ensure_writer_limit(WRITER_LIMIT)
+    with concurrency(WRITER_LIMIT, occupy=1, strict=True):  # never beside another writing run
         # ...and always the warehouse's writer lock; what lands is published at the end, at once
         with Warehouse(settings.warehouse).transaction(f"backfill {start}..{end}", lock_timeout=settings.lock_timeout):
             out = backfill_months.with_options(task_runner=_runner(settings, max_parallel))(

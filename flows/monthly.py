@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows import checks, pipeline, publication
+from flows.ratelimit import ensure_writer_limit
 from flows.catalogue import Catalogue
 from flows.errors import FetchError, LayoutError, LimitExceeded, SourceFailed
 from flows.httpclient import session
@@ -105,7 +106,7 @@ def sources_check(
     return checks.as_dicts(results)
 
 
-WRITER_LIMIT = "rarewatch-warehouse"  # global concurrency limit created by `make serve`
+WRITER_LIMIT = "rarewatch-warehouse"  # global concurrency limit, created by the flows when missing
 
 
 def due_period(settings: Settings, source_name: str, period: str | None, now: dt.datetime) -> Period | None:
@@ -140,7 +141,8 @@ def monthly_refresh(
     """
     settings = load_settings()
     now = flow_run.get_scheduled_start_time()
-    with concurrency(WRITER_LIMIT, occupy=1, strict=False):  # one writer at a time when the limit exists
+    ensure_writer_limit(WRITER_LIMIT)
+    with concurrency(WRITER_LIMIT, occupy=1, strict=True):  # one writer at a time, everywhere
         # ...and always the warehouse's own writer lock; everything is published at the end, at once
         with Warehouse(settings.warehouse).transaction(f"monthly-refresh {period or 'due'}",
                                                        lock_timeout=settings.lock_timeout) as tx:

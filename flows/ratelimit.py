@@ -72,6 +72,25 @@ def ensure_rate_limit(name: str, interval: float) -> None:
                 name, GlobalConcurrencyLimitUpdate(limit=1, slot_decay_per_second=decay, active=True))
 
 
+def ensure_writer_limit(name: str) -> None:
+    """Create the global concurrency limit `name` with one slot (one run writes the warehouse at
+    a time) when it is missing: the flows hold it strictly, so it must exist wherever they run
+    (`make serve` or a server set up with `prefect deploy` alike)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1, active=True))
+                log.info("created the global concurrency limit %r (1 slot: one writer at a time)", name)
+            except ObjectAlreadyExists:  # created meanwhile by another run
+                pass
+
+
 def wait_turn(name: str, interval: float, timeout_s: float | None = None) -> str:
     """Block until the next call under `name` may go out; returns "prefect" or "process" (which
     limiter spaced it)."""

@@ -96,19 +96,65 @@ def stop(proc: subprocess.Popen) -> None:
                 pass
 
 
+def port_taken(port: int) -> bool:
+    """Is something listening on 127.0.0.1:port (another `make serve`, another server)?"""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def pause_schedules(env: dict[str, str]) -> str:
+    """Pause every deployment's schedules (sample mode: scheduled runs would land the samples)."""
+    code = ("from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    names = []\n"
+            "    for d in c.read_deployments():\n"
+            "        for s in c.read_deployment_schedules(d.id):\n"
+            "            c.update_deployment_schedule(d.id, s.id, active=False)\n"
+            "        names.append(d.name)\n"
+            "print(', '.join(sorted(names)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pausing the schedules failed: {done.stderr[-2000:]}")
+    return done.stdout.strip()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     port = int(os.environ.get("RAREWATCH_SERVE_PORT", "4200"))
+    if port_taken(port):
+        print(f"make serve: port {port} on 127.0.0.1 is taken (another `make serve` or Prefect server?); stop it, "
+              "or choose another port with RAREWATCH_SERVE_PORT=4201 make serve", file=sys.stderr)
+        return 2
     env = environment(port, Path(os.environ.get("RAREWATCH_SERVE_HOME", REPO / ".prefect-server")))
     env.setdefault("RAREWATCH_WAREHOUSE", str(REPO / "warehouse"))
+    samples = bool(env.get("RAREWATCH_INBOX"))
+    # SIGTERM (a supervisor, `kill`) stops everything like Ctrl-C does
+    signal.signal(signal.SIGTERM, _terminate)
     print(f"starting Prefect server on http://127.0.0.1:{port} (SQLite under {env['PREFECT_HOME']}) ...", flush=True)
-    server = start_server(env)
-    worker = None
+    server = worker = None
     try:
+        server = start_server(env)
         deploy(env)
+        if samples:
+            paused = pause_schedules(env)
+            print(f"SAMPLE MODE (RAREWATCH_INBOX={env['RAREWATCH_INBOX']}): runs land the inbox's files, not live "
+                  f"releases; the schedules of {paused} are paused (resume them in the UI only for live data)",
+                  flush=True)
         worker = start_worker(env)
-        print(f"UI: http://127.0.0.1:{port}  deployments: monthly-refresh, backfill  work pool: {POOL}\n"
-              f"warehouse: {env['RAREWATCH_WAREHOUSE']}  inbox: {env.get('RAREWATCH_INBOX', '(none: live sources)')}\n"
-              "Ctrl-C stops the worker and the server.", flush=True)
+        print(f"UI: http://127.0.0.1:{port}  deployments: monthly-refresh, backfill, sources-check  work pool: {POOL}\n"
+              f"warehouse: {env['RAREWATCH_WAREHOUSE']}  "
+              f"{'inbox: ' + env['RAREWATCH_INBOX'] if samples else 'live sources (network)'}\n"
+              "Ctrl-C or SIGTERM stops the worker and the server.", flush=True)
         while server.poll() is None and worker.poll() is None:
             time.sleep(1)
         return 1
@@ -117,7 +163,8 @@ def main() -> int:
     finally:
         if worker is not None:
             stop(worker)
-        stop(server)
+        if server is not None:
+            stop(server)
 
 
 if __name__ == "__main__":

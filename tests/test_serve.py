@@ -66,3 +66,78 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         if worker is not None:
             serve.stop(worker)
         serve.stop(server)
+
+
+def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**__import__("os").environ, "RAREWATCH_SERVE_PORT": str(port), "RAREWATCH_SERVE_HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "flows.serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"port {port}" in done.stderr and "RAREWATCH_SERVE_PORT" in done.stderr
+    assert not (tmp_path / "prefect.db").exists()
+
+
+def _processes_with_home(home: str) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_serve_samples_pauses_the_schedules_and_sigterm_leaves_no_process(tmp_path):
+    """Sample mode is said and its schedules paused (scheduled runs would land invented figures);
+    SIGTERM to `make serve` stops the server, the worker and their children."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    home = tmp_path / "prefect"
+    env = {**os.environ, "RAREWATCH_SERVE_PORT": str(port), "RAREWATCH_SERVE_HOME": str(home),
+           "RAREWATCH_INBOX": str(SAMPLES), "RAREWATCH_WAREHOUSE": str(tmp_path / "warehouse")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("UI:"):
+                break
+        assert any("SAMPLE MODE" in x for x in lines), "".join(lines) + proc.stderr.read() if proc.poll() else lines
+        api = f"http://127.0.0.1:{port}/api"
+        deployments = api_call("POST", f"{api}/deployments/filter", json={}).json()
+        schedules = [s for d in deployments for s in d.get("schedules", [])]
+        assert schedules and not any(s["active"] for s in schedules)
+        assert _processes_with_home(str(home))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    for _ in range(60):
+        if not _processes_with_home(str(home)):
+            break
+        time.sleep(1)
+    left = _processes_with_home(str(home))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left behind: {left}"
+    assert not serve.port_taken(port)
