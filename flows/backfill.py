@@ -31,7 +31,7 @@ from flows import pipeline
 from flows.catalogue import Catalogue
 from flows.errors import RarewatchError, SourceFailed
 from flows.httpclient import session
-from flows.monthly import WRITER_LIMIT, compute_indicators, compute_mirror_gaps, compute_reserves
+from flows.monthly import WRITER_LIMIT, SourceName, compute_indicators, compute_mirror_gaps, compute_reserves
 from flows.ratelimit import ensure_writer_limit
 from flows.periods import Month, MonthSpan, month_range, parse_period
 from flows.progress import listening
@@ -71,11 +71,11 @@ def _runner(settings: Settings, workers: int):
     return ThreadPoolTaskRunner(max_workers=workers)
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", log_prints=True, flow_run_name="backfill {start}..{end}")
 def backfill(
     start: MonthText,
     end: MonthText,
-    sources: Annotated[list[str] | None, Field(description="sources to backfill (default: all, or those with files "
+    sources: Annotated[list[SourceName] | None, Field(description="sources to backfill (default: all, or those with files "
                                                             "in the inbox): japan_customs, gacc, comtrade, meti")] = None,
     force: Annotated[bool, Field(description="land months again even when their files are unchanged")] = False,
     max_parallel: Annotated[int, Field(ge=1, le=32, description="months fetched at once")] = 4,

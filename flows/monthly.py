@@ -6,7 +6,7 @@ Thin on purpose: each task calls one plain function of `flows.pipeline`.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from prefect import flow, get_run_logger, task
@@ -19,7 +19,7 @@ from pydantic import Field
 from flows import checks, pipeline, publication
 from flows.ratelimit import ensure_writer_limit
 from flows.catalogue import Catalogue
-from flows.errors import FetchError, LayoutError, LimitExceeded, SourceFailed
+from flows.errors import FetchError, LayoutError, LimitExceeded, NotPublished, SourceFailed
 from flows.httpclient import session
 from flows.periods import Month, Period, Year, parse_period
 from flows.settings import Settings, load_settings
@@ -31,8 +31,8 @@ def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Pr
     """Retry a task only for network trouble; a malformed file stays malformed."""
     try:
         state.result()
-    except LimitExceeded:
-        return False  # a limit or deadline would only be passed again
+    except (LimitExceeded, NotPublished):
+        return False  # a limit or deadline would only be passed again; a release not out is not a fault
     except FetchError:
         return True
     except Exception:
@@ -106,6 +106,8 @@ def sources_check(
     return checks.as_dicts(results)
 
 
+# The sources, as a choice list in the Prefect UI's run form (an enum in the parameter schema).
+SourceName = Literal["japan_customs", "gacc", "gacc_imports", "comtrade", "meti"]
 WRITER_LIMIT = "rarewatch-warehouse"  # global concurrency limit, created by the flows when missing
 
 
@@ -120,12 +122,19 @@ def due_period(settings: Settings, source_name: str, period: str | None, now: dt
     return source.due(now)
 
 
-@flow(name="monthly-refresh", log_prints=True)
+def _monthly_run_name() -> str:
+    """`monthly 2020-07`, `monthly due (japan_customs)`: readable in the UI's run list."""
+    params = flow_run.parameters
+    sources = params.get("sources")
+    return f"monthly {params.get('period') or 'due'}" + (f" ({', '.join(sources)})" if sources else "")
+
+
+@flow(name="monthly-refresh", log_prints=True, flow_run_name=_monthly_run_name)
 def monthly_refresh(
     period: Annotated[str | None, Field(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$",
                                         description="YYYY-MM (or YYYY for annual sources); empty: each source's "
                                                     "latest release due at the scheduled time")] = None,
-    sources: Annotated[list[str] | None, Field(description="sources to refresh (default: all): japan_customs, "
+    sources: Annotated[list[SourceName] | None, Field(description="sources to refresh (default: all): japan_customs, "
                                                             "gacc, comtrade, meti")] = None,
     previous_year: Annotated[bool | None, Field(description="also re-pull Japan Customs' previous year (revised "
                                                              "in March, fixed in November); empty: in March and "
@@ -219,6 +228,10 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
                     retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay)(settings, name, month)
                 report = land_releases(settings, name, fetched, month)
                 counts = compute_indicators(settings, name)
+        except NotPublished as e:  # not out yet: the run is not a failure, the next scheduled one tries again
+            results[name] = {"status": "not_published", "reason": f"not published yet: {e}; next try: {_next_try()}"}
+            logger.info("%s: %s", name, results[name]["reason"])
+            continue
         except Exception as e:  # reported per source; the others still land
             logger.error("%s failed: %s", name, e)
             failures.append(e if isinstance(e, SourceFailed) else SourceFailed(name, [e]))
@@ -256,6 +269,32 @@ def run_refresh(settings: Settings, period: str | None, sources: list[str] | Non
     return results, failures
 
 
+def _next_try() -> str:
+    """When this deployment runs next (its earliest scheduled run), for "not published yet" notes."""
+    from prefect.runtime import deployment as this_deployment
+
+    deployment = this_deployment.id
+    if not deployment:
+        return "the next run (this one was not started from a deployment)"
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                    FlowRunFilterState, FlowRunFilterStateType)
+        from prefect.client.schemas.objects import StateType
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1)
+    except Exception as e:  # noqa: BLE001 (only a note)
+        return f"the next scheduled run (not readable: {type(e).__name__})"
+    if not runs or runs[0].expected_start_time is None:
+        return "the next scheduled run (none is scheduled)"
+    return f"{runs[0].expected_start_time:%Y-%m-%d %H:%M %Z} (the next scheduled run)"
+
+
 def emit_alert_events(new: pl.DataFrame, limit: int) -> int:
     """One Prefect event per new alert, newest first, at most `limit`: `rarewatch.alert.<kind>`
     with the metal (or commodity) as resource, so an automation can notify (prefect.yaml)."""
@@ -289,8 +328,8 @@ def _artifacts(settings: Settings, results: dict[str, Any]) -> None:
     for name, r in results.items():
         if name == "alerts":
             continue
-        if r["status"] == "skipped":
-            md += [f"## {name}: skipped", "", r["reason"], ""]
+        if r["status"] in ("skipped", "not_published"):
+            md += [f"## {name}: {r['status'].replace('_', ' ')}", "", r["reason"], ""]
         elif r["status"] != "ok":
             md += [f"## {name}: failed", "", "```", r["error"][:2000], "```", ""]
         else:

@@ -201,3 +201,32 @@ def test_files_at_the_inbox_root_are_recognised_by_content(settings_env):
     (inbox / "notes.txt").write_text("shopping list")
     with pytest.raises(RarewatchError, match=r"notes.txt is not recognised .*japan_customs/"):
         inbox_files(sources["japan_customs"], inbox)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_release_not_out_yet_ends_the_run_completed_with_a_note(httpserver, settings_env):
+    """Issue 12: a release not yet published is no failure (and is not retried): the run ends
+    well and says when it tries again."""
+    from test_sources_check import gacc_index
+
+    httpserver.expect_request("/statics/report/preliminary2020.html").respond_with_data(
+        gacc_index(), content_type="text/html; charset=utf-8")  # links July only
+    settings_env(gacc_base_url=httpserver.url_for("").rstrip("/"), inbox=None, http_retries=0)
+    from flows.monthly import monthly_refresh
+
+    result = monthly_refresh(period="2020-08", sources=["gacc"])
+    assert result["gacc"]["status"] == "not_published"
+    assert "not published yet" in result["gacc"]["reason"] and "next try" in result["gacc"]["reason"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_runs_have_readable_names(settings_env):
+    from prefect.client.orchestration import get_client
+
+    from flows.monthly import monthly_refresh
+
+    shutil.copytree(SAMPLES / "meti", settings_env.inbox / "meti")
+    state = monthly_refresh(sources=["meti"], return_state=True)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == "monthly due (meti)"
