@@ -12,6 +12,20 @@ import time
 
 from conftest import REPO
 
+FAIL = """
+from prefect import flow, tags
+
+@flow(name="rarewatch-probe")
+def probe():
+    raise RuntimeError("a source failed on purpose")
+
+try:
+    with tags("rarewatch"):
+        probe()
+except RuntimeError:
+    pass
+"""
+
 EMIT = """
 from prefect.events import emit_event
 emit_event(event="rarewatch.alert.china_export_drop", resource={"prefect.resource.id": "rarewatch.metal.rare_earths"},
@@ -31,7 +45,7 @@ def test_an_alert_event_reaches_the_operators_webhook(tmp_path, httpserver):
         env["PREFECT_API_URL"] = started.stdout.split("Prefect API: ", 1)[1].strip()
         made = subprocess.run([sys.executable, "-m", "flows.notifications"], env=env, cwd=REPO, capture_output=True,
                               text=True, timeout=120)
-        assert "sends rarewatch.alert.* events" in made.stdout, made.stderr[-2000:]
+        assert "through block" in made.stdout, made.stderr[-2000:]
         time.sleep(2)  # the server loads new automations within a second or two
         sent = subprocess.run([sys.executable, "-c", EMIT], env=env, cwd=REPO, capture_output=True, text=True,
                               timeout=120)
@@ -43,5 +57,19 @@ def test_an_alert_event_reaches_the_operators_webhook(tmp_path, httpserver):
         body = json.loads(httpserver.log[0][0].get_data())
         assert body["title"] == "rarewatch alert: rarewatch.alert.china_export_drop"
         assert "-69.1%" in body["text"]
+        # a run of tag rarewatch that fails is told too (issue 12)
+        failed = subprocess.run([sys.executable, "-c", FAIL], env=env, cwd=REPO, capture_output=True, text=True,
+                                timeout=180)
+        assert failed.returncode == 0, failed.stderr[-2000:]
+        deadline = time.monotonic() + 60
+        while len(httpserver.log) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        titles = [json.loads(req.get_data())["title"] for req, _ in httpserver.log]
+        assert any("Failed" in t for t in titles), titles
+        import requests
+
+        autos = requests.post(f"{env['PREFECT_API_URL']}/automations/filter", json={}, timeout=30).json()
+        late = next(a for a in autos if a["name"] == "rarewatch monthly refresh late")
+        assert late["trigger"]["posture"] == "Proactive" and late["trigger"]["within"] == 36 * 3600
     finally:
         subprocess.run([*run, "stop"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
