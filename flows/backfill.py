@@ -33,6 +33,7 @@ from flows.errors import RarewatchError, SourceFailed
 from flows.httpclient import session
 from flows.monthly import WRITER_LIMIT, SourceName, compute_indicators, compute_mirror_gaps, compute_reserves
 from flows.ratelimit import ensure_writer_limit
+from flows.secrets import with_secret_blocks
 from flows.periods import Month, MonthSpan, month_range, parse_period
 from flows.progress import listening
 from flows.settings import Settings, load_settings
@@ -89,7 +90,7 @@ def backfill(
         force: land months even when their release files are unchanged.
         max_parallel: how many months are fetched at once.
     """
-    settings = load_settings()
+    settings = with_secret_blocks(load_settings())
     first, last = Month.parse(start), Month.parse(end)
     if last < first:
         raise ValueError(f"end {end} is before start {start}")
@@ -107,18 +108,33 @@ def backfill(
     with concurrency(WRITER_LIMIT, occupy=1, strict=True):  # never beside another writing run
         # ...and always the warehouse's writer lock; what lands is published at the end, at once
         with Warehouse(settings.warehouse).transaction(f"backfill {start}..{end}", lock_timeout=settings.lock_timeout):
+            # progress and summary live on this run, the one an operator starts (the child updates them)
+            progress = create_progress_artifact(progress=0.0, key="backfill-progress",
+                                                description=f"Releases landed, {start}..{end}")
             out = backfill_months.with_options(task_runner=_runner(settings, max_parallel))(
-                settings, months, names, force, max_parallel)
+                months, names, force, max_parallel, str(progress))
+            create_table_artifact(key="backfill-summary", table=out["jobs"],
+                                  description=f"What happened per month and source, {start}..{end}")
     if out["errors"]:
         landed = f"published: {', '.join(out['landed'])}" if out["landed"] else "nothing was published"
         raise SourceFailed("backfill", [RarewatchError(e) for e in out["errors"]], note=landed)
     return out
 
 
-@flow(name="backfill-months")
-def backfill_months(settings: Settings, months: list[str], names: list[str], force: bool,
-                    max_parallel: int = 4) -> dict[str, Any]:
-    """Fetch in parallel, land in order (each file once), then recompute what changed."""
+def _months_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    months = flow_run.parameters.get("months") or ["?"]
+    return f"backfill months {months[0]}..{months[-1]}"
+
+
+@flow(name="backfill-months", flow_run_name=_months_run_name)
+def backfill_months(months: list[str], names: list[str], force: bool, max_parallel: int = 4,
+                    progress_id: str | None = None) -> dict[str, Any]:
+    """Fetch in parallel, land in order (each file once), then recompute what changed. Settings
+    are read here (environment, Secret blocks), never passed as a parameter (parameters are
+    stored by Prefect); progress goes to the parent run's artifact `progress_id`."""
+    settings = with_secret_blocks(load_settings())
     logger = get_run_logger()
     span = MonthSpan(Month.parse(months[0]), Month.parse(months[-1]))
     wanted = [Month.parse(m) for m in months]
@@ -132,8 +148,8 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
             units.append((n, "inbox", [pipeline.Fetched(r) for r in refs], []))  # months known once read
         else:
             units += [(n, str(period), None, [str(m) for m in ms]) for period, ms in known[n].release_periods(wanted)]
-    progress = create_progress_artifact(progress=0.0, key="backfill-progress",
-                                        description=f"backfill {months[0]}..{months[-1]}: {', '.join(names)}")
+    progress = progress_id or create_progress_artifact(
+        progress=0.0, key="backfill-progress", description=f"backfill {months[0]}..{months[-1]}: {', '.join(names)}")
     futures = {(n, label): fetch_period.submit(settings, n, label) for n, label, refs, _ in units if refs is None}
     results: dict[str, list[GroupResult]] = {n: [] for n in names}
     last_update = [0.0]
@@ -194,7 +210,8 @@ def backfill_months(settings: Settings, months: list[str], names: list[str], for
                 extra_errors.append(f"{name} failed, not published: {e}")
     if landed:
         publication.publish(settings)  # reference tables, dictionary, DuckDB catalogue, README
-    create_table_artifact(key="backfill-summary", table=rows, description="What happened per month and source")
+    if progress_id is None:  # called on its own; under `backfill` the parent run shows the summary
+        create_table_artifact(key="backfill-summary", table=rows, description="What happened per month and source")
     errors = [g.error for gs in results.values() for g in gs if g.status == "failed"] + extra_errors
     return {"jobs": rows, "landed": landed, "errors": errors,
             "releases": {n: [g.as_dict() for g in gs] for n, gs in results.items()}}

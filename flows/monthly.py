@@ -18,6 +18,7 @@ from pydantic import Field
 
 from flows import checks, pipeline, publication
 from flows.ratelimit import ensure_writer_limit
+from flows.secrets import with_secret_blocks
 from flows.catalogue import Catalogue
 from flows.errors import FetchError, LayoutError, LimitExceeded, NotPublished, SourceFailed
 from flows.httpclient import session
@@ -93,7 +94,7 @@ def sources_check(
     Args:
         sources: source names to check (default: all).
     """
-    settings = load_settings()
+    settings = with_secret_blocks(load_settings())
     now = flow_run.get_scheduled_start_time() or dt.datetime.now(dt.UTC)
     names = sources or list(registry())
     results = [check_layout(settings, n, now) for n in names]
@@ -148,7 +149,7 @@ def monthly_refresh(
         sources: source names (default: all).
         previous_year: also re-pull the previous year of Japan Customs (default: in March and November).
     """
-    settings = load_settings()
+    settings = with_secret_blocks(load_settings())
     now = flow_run.get_scheduled_start_time()
     ensure_writer_limit(WRITER_LIMIT)
     with concurrency(WRITER_LIMIT, occupy=1, strict=True):  # one writer at a time, everywhere

@@ -141,3 +141,27 @@ def test_a_live_backfill_fetches_each_release_once(httpserver, settings_env):
     assert month_pages == {"23070907"}
     assert {j["month"]: j["status"] for j in result["jobs"]} == {f"2020-0{m}": "landed" for m in range(3, 8)}
     assert [r["release"] for r in result["releases"]["japan_customs"]] == ["2020"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_run_an_operator_starts_shows_progress_and_summary_and_no_settings_travel(settings_env):
+    """Issue 12: the backfill's progress and summary artifacts are on the run one starts, and the
+    child run's parameters hold no settings (Prefect stores parameters; secrets must not be there)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    shutil.copytree(SAMPLES / "japan_customs", settings_env.inbox / "japan_customs")
+    settings_env(comtrade_api_key="CANARY-ct-key-in-params")
+    state = backfill(start="2019-01", end="2019-06", sources=["japan_customs"], return_state=True)
+    parent = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent])))
+        run = client.read_flow_run(parent)
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])))
+    keys = {a.key for a in artifacts}
+    assert {"backfill-progress", "backfill-summary"} <= keys
+    assert run.name == "backfill 2019-01..2019-06"
+    assert children and children[0].name == "backfill months 2019-01..2019-06"
+    for child in children:
+        assert "settings" not in child.parameters
+        assert "CANARY" not in str(child.parameters)

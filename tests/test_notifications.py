@@ -73,3 +73,17 @@ def test_an_alert_event_reaches_the_operators_webhook(tmp_path, httpserver):
         assert late["trigger"]["posture"] == "Proactive" and late["trigger"]["within"] == 36 * 3600
     finally:
         subprocess.run([*run, "stop"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_secrets_come_from_prefect_secret_blocks_when_the_environment_has_none(settings_env, prefect_harness):
+    from prefect.blocks.system import Secret
+
+    from flows.secrets import with_secret_blocks
+
+    Secret(value="key-from-a-block").save("rarewatch-comtrade-api-key", overwrite=True)
+    filled = with_secret_blocks(settings_env())
+    assert filled.comtrade_api_key.get_secret_value() == "key-from-a-block"
+    assert filled.estat_app_id is None  # no block, no environment: unset
+    assert "key-from-a-block" not in repr(filled)
+    own = with_secret_blocks(settings_env(comtrade_api_key="key-from-the-environment"))
+    assert own.comtrade_api_key.get_secret_value() == "key-from-the-environment"  # the environment wins
