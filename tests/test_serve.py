@@ -62,6 +62,20 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         clean = pl.scan_parquet(tmp_path / "warehouse" / "clean" / "japan_customs_trade",
                                 hive_partitioning=True).collect()
         assert {(2020, m) for m in (1, 2, 3)} <= set(clean.select("year", "month").unique().iter_rows())
+        # what the UI shows on the run one started (issue 12): its name, progress and summary, a line per month
+        assert api_call("GET", f"{api}/flow_runs/{run['id']}").json()["name"] == "backfill 2020-01..2020-03"
+        artifacts = api_call("POST", f"{api}/artifacts/filter",
+                             json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+        kinds = {a["key"]: a for a in artifacts}
+        assert {"backfill-progress", "backfill-summary"} <= set(kinds)
+        assert kinds["backfill-progress"]["data"] == 100.0
+        children = api_call("POST", f"{api}/flow_runs/filter",
+                            json={"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}}).json()
+        ids = [run["id"], *[c["id"] for c in children]]
+        logs = api_call("POST", f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": ids}}, "limit": 200}).json()
+        lines = [entry["message"] for entry in logs]
+        for m in ("2020-01", "2020-02", "2020-03"):
+            assert sum(line.startswith(f"{m} japan_customs:") for line in lines) == 1, lines
     finally:
         if worker is not None:
             serve.stop(worker)
