@@ -28,16 +28,6 @@ def check_metal(metal: str) -> str:
     return metal
 
 
-def check_sources(names: list[str] | None) -> list[str] | None:
-    from flows.sources import registry
-
-    known = registry()
-    unknown = [n for n in names or [] if n not in known]
-    if unknown:
-        raise RarewatchError(f"unknown source(s) {unknown}; known: {', '.join(sorted(known))}")
-    return names or None
-
-
 def where_from(settings: Settings, names: list[str] | None) -> tuple[list[str], list[str]]:
     """(sources read from the inbox, sources fetched from the network) for a refresh."""
     from flows.sources import inbox_files, registry

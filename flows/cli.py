@@ -58,12 +58,13 @@ def _sources(names: Optional[list[str]]) -> Optional[list[str]]:
 
 
 def _metal(name: str) -> str:
-    from flows.analyst import known_metals
+    from flows.analyst import check_metal
+    from flows.errors import RarewatchError
 
-    metals = known_metals()
-    if name not in metals:
-        raise typer.BadParameter(f"unknown metal {name!r}; known: {', '.join(metals)}")
-    return name
+    try:
+        return check_metal(name)
+    except RarewatchError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 class Freq(str, Enum):

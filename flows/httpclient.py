@@ -143,23 +143,22 @@ def session(settings: Settings, source: str) -> Session:
     return s
 
 
-def get(http: requests.Session, url: str, *, source: str, timeout: float | None = None, params: dict | None = None,
-        headers: dict | None = None, redact: tuple[str, ...] = ()) -> requests.Response:
+def get(http: Session, url: str, *, source: str, params: dict | None = None, headers: dict | None = None,
+        redact: tuple[str, ...] = ()) -> requests.Response:
     """GET that raises FetchError (naming source and URL, never a secret) unless the answer is 200,
     and LimitExceeded when the body is too large or the request or the source's run overruns."""
-    limits = http.limits if isinstance(http, Session) else Limits(source, timeout or 60.0, 2**30, 3600.0, 3600.0, 300.0)
+    limits = http.limits
     shown = _redact(url, redact)
     start = time.monotonic()
     deadline, setting = start + limits.request_deadline, f"request_deadline={limits.request_deadline:g} s"
-    run_deadline = http.deadline if isinstance(http, Session) else None
-    if run_deadline is not None and run_deadline < deadline:
-        deadline, setting = run_deadline, f"source_deadline={limits.source_deadline:g} s for {source} in one run"
-    if isinstance(http, Session) and http.own_host and (urlparse(url).hostname or "").lower() != http.own_host.lower():
+    if http.deadline < deadline:
+        deadline, setting = http.deadline, f"source_deadline={limits.source_deadline:g} s for {source} in one run"
+    if http.own_host and (urlparse(url).hostname or "").lower() != http.own_host.lower():
         raise FetchError(source, shown, f"not requested: {source} fetches only from {http.own_host}")
     if deadline <= start:
         raise LimitExceeded(source, shown, f"not requested: the source's run is past its deadline ({setting})",
                             setting="RAREWATCH_SOURCE_DEADLINE")
-    read_timeout = min(timeout or limits.timeout, max(deadline - start, 0.1))
+    read_timeout = min(limits.timeout, max(deadline - start, 0.1))
     token = _DEADLINE.set((deadline, setting))
     try:
         r = http.get(url, params=params, headers=headers, timeout=(read_timeout, read_timeout), stream=True)

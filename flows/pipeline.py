@@ -818,9 +818,12 @@ def compute_alerts(settings: Settings, now: dt.datetime | None = None) -> tuple[
     from schemas.alerts import Alerts
 
     wh = Warehouse(settings.warehouse)
+    scan = wh.scan_dataset(PARTNER_SHARES)  # the largest indicator: only the rows the rule reads
+    shares = None if scan is None else scan.filter(
+        (pl.col("basis") == "quantity") & (pl.col("freq").is_in(["M", "12M"]))).collect()
     found = alerts.all_alerts(
         exports_monthly=wh.read_dataset(MONTHLY), dependency=wh.read_dataset(IMPORT_DEPENDENCY),
-        shares=wh.read_dataset(PARTNER_SHARES), coverage=wh.read_dataset(RESERVE_COVERAGE),
+        shares=shares, coverage=wh.read_dataset(RESERVE_COVERAGE),
         drop_pct=settings.alert_china_export_drop_pct, share_points=settings.alert_china_share_points,
         rise_pct=settings.alert_target_stock_rise_pct, releases=release_calendar(wh, now))
     ensure_valid(Alerts, found, "alerts")

@@ -13,7 +13,7 @@ import io
 
 import polars as pl
 
-from flows.warehouse import PartitionSpec, Warehouse
+from flows.warehouse import Warehouse
 
 SOURCE = "japan_customs"  # the dependency figures shown per metal (Comtrade's are annual and partial)
 
@@ -96,21 +96,22 @@ def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _read(wh: Warehouse, path: str, partition_by: tuple[str, ...] = ()) -> pl.DataFrame | None:
-    return wh.read_dataset(PartitionSpec(path, partition_by))
-
-
 def build(wh: Warehouse) -> tuple[str | None, str]:
     """(the month the report is about, its HTML)."""
+    from flows.indicators import IMPORT_DEPENDENCY, PARTNER_SHARES
+    from flows.pipeline import ALERTS, MIRROR_GAPS, RESERVE_COVERAGE
+    from flows.sources.gacc import MONTHLY, MONTHLY_IMPORTS
+
     plt = _setup()
-    dep = _read(wh, "indicators/import_dependency", ("source",))
-    shares = _read(wh, "indicators/partner_shares", ("source",))
-    coverage = _read(wh, "indicators/reserve_coverage")
-    mirror = _read(wh, "indicators/mirror_gaps")
-    alerts = _read(wh, "indicators/alerts")
-    exports = _read(wh, "indicators/china_exports_monthly")
-    imports = _read(wh, "indicators/china_imports_monthly")
-    jc = dep.filter(pl.col("source") == SOURCE) if dep is not None else None
+    jc = wh.read_dataset(IMPORT_DEPENDENCY, {"source": SOURCE})
+    scan = wh.scan_dataset(PARTNER_SHARES)  # the largest indicator: only the 12M quantity rows are read
+    shares = None if scan is None else scan.filter(
+        (pl.col("source") == SOURCE) & (pl.col("freq") == "12M") & (pl.col("basis") == "quantity")).collect()
+    coverage = wh.read_dataset(RESERVE_COVERAGE)
+    mirror = wh.read_dataset(MIRROR_GAPS)
+    alerts = wh.read_dataset(ALERTS)
+    exports = wh.read_dataset(MONTHLY)
+    imports = wh.read_dataset(MONTHLY_IMPORTS)
     month = None
     if jc is not None and jc.height:
         month = jc.filter(pl.col("freq") == "M")["period_end"].max()
@@ -178,8 +179,7 @@ def build(wh: Warehouse) -> tuple[str | None, str]:
                      + _figure(f"{metal} HHI", hhi, "Concentration of suppliers (HHI; > 2,500 highly concentrated)")
                      + "</div>")
         if shares is not None and month is not None:
-            top = shares.filter((pl.col("source") == SOURCE) & (pl.col("metal") == metal) & (pl.col("freq") == "12M")
-                                & (pl.col("basis") == "quantity") & (pl.col("period_end") == month)).sort("rank").head(5)
+            top = shares.filter((pl.col("metal") == metal) & (pl.col("period_end") == month)).sort("rank").head(5)
             if top.height:
                 parts.append("<p class='muted'>Top suppliers, 12 months to " + label + " (quantity)</p>"  # type: ignore[operator]
                              + _table(top.to_dicts(), [("rank", "#", ""), ("partner_name", "partner", ""),

@@ -277,7 +277,6 @@ class Site:
         return fn(request)
 
     def stop(self) -> None:
-        self.server.clear_handler_errors() if hasattr(self.server, "clear_handler_errors") else None
         self.server.stop()
 
 
