@@ -9,8 +9,9 @@ release after the other, so two never write the same partition or manifest at on
 streamed (at most `max_parallel` files in memory) and a file already published unchanged (same
 sha256 and URL) is not parsed again unless `force`. The files sharing a year are published
 together, all or nothing; a release failing is reported and the others still land, so re-running
-does only what failed. A progress artifact follows the releases; a table closes the run with one
-row (and one log line) per month and source.
+does only what failed. The run's graph shows one fetch -> land pair per release, each task named
+with the months it serves (`land japan_customs 2020-07 for 2020-03..2020-07`). A progress artifact
+follows the releases; a table closes the run with one row (and one log line) per month and source.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from flows.warehouse import Warehouse
 MonthText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
 
 
-@task(cache_policy=NO_CACHE, task_run_name="fetch-{source_name}-{period}")
+@task(cache_policy=NO_CACHE, task_run_name="fetch {source_name} {period}")
 def fetch_period(settings: Settings, source_name: str, period: str) -> list[pipeline.Fetched]:
     """Find and download one release of a live source; its bytes go to the raw zone at once."""
     source = registry()[source_name]
@@ -53,7 +54,7 @@ def fetch_period(settings: Settings, source_name: str, period: str) -> list[pipe
     return [pipeline.fetch_release(settings, source, ref, http, keep_raw=True) for ref in refs]
 
 
-@task(cache_policy=NO_CACHE, task_run_name="land-{source_name}-{label}")
+@task(cache_policy=NO_CACHE, task_run_name="land {source_name} {label}")
 def land_files(settings: Settings, source_name: str, label: str, fetched: list[pipeline.Fetched], span: MonthSpan,
                force: bool, parallel: int) -> list[GroupResult]:
     """Read each file once (unchanged ones are not parsed unless `force`), then publish the files
@@ -150,7 +151,10 @@ def backfill_months(months: list[str], names: list[str], force: bool, max_parall
             units += [(n, str(period), None, [str(m) for m in ms]) for period, ms in known[n].release_periods(wanted)]
     progress = progress_id or create_progress_artifact(
         progress=0.0, key="backfill-progress", description=f"backfill {months[0]}..{months[-1]}: {', '.join(names)}")
-    futures = {(n, label): fetch_period.submit(settings, n, label) for n, label, refs, _ in units if refs is None}
+    # The graph shows one fetch -> land pair per release, each named with the months it serves
+    # ("fetch japan_customs 2020-07 for 2020-03..2020-07"); a release is fetched and landed once.
+    futures = {(n, label): fetch_period.with_options(task_run_name=f"fetch {n} {_serves(label, ms)}").submit(
+        settings, n, label) for n, label, refs, ms in units if refs is None}
     results: dict[str, list[GroupResult]] = {n: [] for n in names}
     last_update = [0.0]
 
@@ -180,8 +184,10 @@ def backfill_months(months: list[str], names: list[str], force: bool, max_parall
                     i += 1
                     try:
                         fetched = refs if refs is not None else futures.pop((n, label)).result()
+                        named = _serves(label, unit_months) if refs is None else f"inbox ({len(refs)} files)"
                         with listening(within_unit(i)):
-                            groups = land_files(settings, n, label, fetched, span, force, max_parallel)
+                            groups = land_files.with_options(task_run_name=f"land {n} {named}")(
+                                settings, n, label, fetched, span, force, max_parallel)
                     except Exception as e:  # a release that cannot be fetched: reported, the others still land
                         logger.error("%s %s failed: %s", n, label, e)
                         groups = [GroupResult(label=label, status="failed", error=str(e)[:2000], months=unit_months)]
@@ -215,6 +221,14 @@ def backfill_months(months: list[str], names: list[str], force: bool, max_parall
     errors = [g.error for gs in results.values() for g in gs if g.status == "failed"] + extra_errors
     return {"jobs": rows, "landed": landed, "errors": errors,
             "releases": {n: [g.as_dict() for g in gs] for n, gs in results.items()}}
+
+
+def _serves(label: str, months: list[str]) -> str:
+    """A release and the months of the range it serves: `2020-07 for 2020-03..2020-07` (the July
+    files carry January to July), `2020-07` (a release of its own month)."""
+    if not months or months == [label]:
+        return label
+    return f"{label} for {months[0]}..{months[-1]}" if len(months) > 1 else f"{label} for {months[0]}"
 
 
 @dataclass

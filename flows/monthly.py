@@ -42,7 +42,7 @@ def _retry_fetch_errors_only(task, task_run, state) -> bool:  # noqa: ANN001 (Pr
 
 
 @task(retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_retry_fetch_errors_only,
-      cache_policy=NO_CACHE, task_run_name="fetch-{source_name}")
+      cache_policy=NO_CACHE, task_run_name="fetch {source_name}")
 def fetch_releases(settings: Settings, source_name: str, period: Period | None) -> list[pipeline.Fetched]:
     """Find the release files (inbox or live) and fetch their bytes."""
     source = registry()[source_name]
@@ -52,14 +52,14 @@ def fetch_releases(settings: Settings, source_name: str, period: Period | None) 
     return [pipeline.fetch_release(settings, source, ref, http) for ref in refs]
 
 
-@task(cache_policy=NO_CACHE, task_run_name="land-{source_name}")
+@task(cache_policy=NO_CACHE, task_run_name="land {source_name}")
 def land_releases(settings: Settings, source_name: str, fetched: list[pipeline.Fetched],
                   period: Period | None) -> pipeline.LandReport:
     """Keep raw bytes, parse, validate, publish the clean dataset (all or nothing per source)."""
     return pipeline.land(settings, registry()[source_name], fetched, Catalogue.load(), period)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="indicators-{source_name}")
+@task(cache_policy=NO_CACHE, task_run_name="indicators {source_name}")
 def compute_indicators(settings: Settings, source_name: str) -> dict[str, int]:
     """Recompute partner shares and import dependency from the clean dataset."""
     return pipeline.compute_indicators(settings, registry()[source_name], Catalogue.load())
@@ -77,7 +77,7 @@ def compute_mirror_gaps(settings: Settings) -> int:
     return pipeline.compute_mirror_gaps(settings, Catalogue.load())
 
 
-@task(cache_policy=NO_CACHE, task_run_name="check-{source_name}")
+@task(cache_policy=NO_CACHE, task_run_name="check {source_name}")
 def check_layout(settings: Settings, source_name: str, now: dt.datetime,
                  period: Period | None = None) -> checks.SourceCheck:
     """Is the source reachable and its layout recognised (discovery + one sample, nothing written)?"""

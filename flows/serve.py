@@ -37,6 +37,7 @@ def environment(port: int, home: Path) -> dict[str, str]:
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_UI_URL": f"http://127.0.0.1:{port}",  # links in notifications
         "DO_NOT_TRACK": "1",
         "RAREWATCH_HOME": str(REPO),
     })

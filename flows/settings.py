@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         "Where the alert automation POSTs (a custom webhook block `rarewatch-notify`, created by `make serve` or "
         "`python -m flows.notifications`); secret, since such URLs carry tokens."))
     alert_events_max: int = Field(20, ge=0, description="Most Prefect events emitted per run for new alerts (newest first).")
+    late_after_hours: float = Field(36.0, ge=10 / 3600, description=(
+        "Hours after a monthly-refresh run became due (Late: not started on time) or started (Pending) with no "
+        "completed one before `rarewatch monthly refresh late` notifies (at least 10 s: Prefect's minimum)."))
 
     task_retries: int = Field(2, description="Prefect retries of a source's fetch task after network errors.")
     task_retry_delay: float = Field(60.0, description="Seconds between those retries.")

@@ -165,3 +165,51 @@ def test_the_run_an_operator_starts_shows_progress_and_summary_and_no_settings_t
     for child in children:
         assert "settings" not in child.parameters
         assert "CANARY" not in str(child.parameters)
+
+
+def test_a_forced_live_backfill_lands_each_file_once_and_the_graph_links_fetch_to_land(httpserver, settings_env,
+                                                                                     monkeypatch):
+    """Issue 12: with `force`, a release carrying several months is fetched and landed once, not
+    once per month (the old code landed one year's file six times); the run's graph shows
+    fetch -> land (the land task's inputs name the fetch task run), one pair per release, each
+    task named with the months it serves (e-Stat pages of tests/fixtures/estat)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId, TaskRunFilter, TaskRunFilterFlowRunId
+
+    from flows import pipeline
+    from test_estat_files import serve_estat
+
+    seen = serve_estat(httpserver)
+    settings_env(estat_base_url=httpserver.url_for("").rstrip("/"), inbox=None)
+    backfill(start="2020-03", end="2020-07", sources=["japan_customs"], max_parallel=2)
+    clean_before = pl.scan_parquet(settings_env.warehouse / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
+    seen.clear()
+    published: list[list[str]] = []
+    real_publish = pipeline.publish_files
+
+    def counting(settings, source, files):
+        published.append([f.ref.name for f in files])
+        return real_publish(settings, source, files)
+
+    monkeypatch.setattr(pipeline, "publish_files", counting)
+    state = backfill(start="2020-03", end="2020-07", sources=["japan_customs"], force=True, max_parallel=2,
+                     return_state=True)
+    result = state.result()
+    downloads = [r for r in seen if r.path.endswith("file-download")]
+    assert len(downloads) == 44 and len({r.args["statInfId"] for r in downloads}) == 44
+    # landed once: the 44 files published together once, one release, the same clean rows (no duplicates)
+    assert len(published) == 1 and len(published[0]) == len(set(published[0])) == 44
+    assert [(r["release"], r["files"]) for r in result["releases"]["japan_customs"]] == [("2020", 44)]
+    clean_after = pl.scan_parquet(settings_env.warehouse / "clean" / "japan_customs_trade", hive_partitioning=True).collect()
+    assert clean_after.height == clean_before.height
+    assert {j["month"]: j["status"] for j in result["jobs"]} == {f"2020-0{m}": "landed" for m in range(3, 8)}
+
+    with get_client(sync_client=True) as client:
+        child = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])))[0]
+        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[child.id])))
+    by_name = {t.name: t for t in tasks}
+    fetch = by_name["fetch japan_customs 2020-07 for 2020-03..2020-07"]
+    land = by_name["land japan_customs 2020-07 for 2020-03..2020-07"]
+    assert [i.id for i in land.task_inputs["fetched"]] == [fetch.id]
+    assert sum(t.name.startswith("land ") for t in tasks) == 1

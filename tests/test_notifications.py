@@ -87,3 +87,23 @@ def test_secrets_come_from_prefect_secret_blocks_when_the_environment_has_none(s
     assert "key-from-a-block" not in repr(filled)
     own = with_secret_blocks(settings_env(comtrade_api_key="key-from-the-environment"))
     assert own.comtrade_api_key.get_secret_value() == "key-from-the-environment"  # the environment wins
+
+
+def test_any_notification_block_named_rarewatch_notify_is_used(prefect_harness):
+    """The operator's block may be of any type that notifies (Slack here), not only the webhook
+    rarewatch creates; a block of that name that cannot notify is refused with a message."""
+    from prefect.automations import Automation
+    from prefect.blocks.notifications import SlackWebhook
+    from prefect.blocks.system import Secret
+
+    from flows import notifications
+
+    Secret(value="not a notifier").save(notifications.BLOCK, overwrite=True)
+    said = notifications.ensure_automations(None, 36)
+    assert "cannot send notifications" in said and "secret" in said
+    Secret.delete(notifications.BLOCK)
+    block_id = SlackWebhook(url="http://127.0.0.1:9/never-called").save(notifications.BLOCK, overwrite=True)
+    said = notifications.ensure_automations(None, 36)
+    assert "through block" in said, said
+    for name in (notifications.ALERT_AUTOMATION, notifications.FAILURE_AUTOMATION, notifications.LATE_AUTOMATION):
+        assert Automation.read(name=name).actions[0].block_document_id == block_id

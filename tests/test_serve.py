@@ -155,3 +155,77 @@ def test_serve_samples_pauses_the_schedules_and_sigterm_leaves_no_process(tmp_pa
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left behind: {left}"
     assert not serve.port_taken(port)
+
+
+def _wait_for(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"waited {seconds:.0f} s for {what}")
+
+
+def test_a_failed_monthly_run_and_a_late_one_reach_the_operators_webhook(tmp_path, httpserver):
+    """Issue 12, through the API as the UI would: `make serve`'s deploy sets up the automations
+    with the operator's webhook (a local HTTP server); a `monthly-refresh` run made to fail (a
+    China Customs page with no table in the inbox) is told as Failed; a run no worker starts goes
+    Late and, with no Completed within RAREWATCH_LATE_AFTER_HOURS (12 s here), is told as late."""
+    import json
+
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    inbox = tmp_path / "inbox"
+    (inbox / "gacc").mkdir(parents=True)
+    (inbox / "gacc" / "table5_2020-05_cny.html").write_text("<html><body><p>no table here</p></body></html>")
+    env = serve.environment(free_port(), tmp_path / "prefect")
+    env.update({"RAREWATCH_WAREHOUSE": str(tmp_path / "warehouse"), "RAREWATCH_INBOX": str(inbox),
+                "RAREWATCH_TASK_RETRIES": "0", "RAREWATCH_NOTIFY_WEBHOOK_URL": httpserver.url_for("/hook"),
+                "RAREWATCH_LATE_AFTER_HOURS": str(12 / 3600),
+                # Prefect marks a run Late this long after its time (default 15 s)
+                "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "5"})
+    server = serve.start_server(env)
+    worker = None
+    api = env["PREFECT_API_URL"]
+
+    def told() -> list[dict]:
+        return [json.loads(request.get_data()) for request, _ in httpserver.log]
+
+    def run_of(deployment: str, parameters: dict) -> dict:
+        answer = api_call("POST", f"{api}/deployments/{deployment}/create_flow_run", json={"parameters": parameters})
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    try:
+        serve.deploy(env)
+        automations = {a["name"] for a in api_call("POST", f"{api}/automations/filter", json={}).json()}
+        assert {"rarewatch run failed", "rarewatch monthly refresh late", "rarewatch shock alert"} <= automations
+        monthly = next(d for d in api_call("POST", f"{api}/deployments/filter", json={}).json()
+                       if d["name"] == "monthly-refresh")
+        worker = serve.start_worker(env)
+        failing = run_of(monthly["id"], {"sources": ["gacc"]})
+        state = _wait_for(lambda: (s := api_call("GET", f"{api}/flow_runs/{failing['id']}").json()["state"])["type"]
+                          in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the monthly run to end")
+        assert state["type"] == "FAILED", state
+        assert "table5_2020-05_cny.html" in state["message"], state["message"]
+        failed = _wait_for(lambda: [t for t in told() if "Failed" in t["title"]], 60, "the failure notification")
+        assert failed[0]["title"] == "rarewatch run monthly due (gacc) Failed", failed
+        assert "table5_2020-05_cny.html" in failed[0]["text"]
+        assert f"{env['PREFECT_UI_URL']}/runs/flow-run/{failing['id']}" in failed[0]["text"]  # a link to the run
+        # the failed run never completed either: 12 s after it started, it is told as late too
+        _wait_for(lambda: [t for t in told() if "late" in t["title"] and "monthly due (gacc)" in t["text"]], 90,
+                  "the late notification of the failed run")
+
+        # no worker: the next run is never picked up, goes Late, and is told as late
+        serve.stop(worker)
+        worker = None
+        stuck = run_of(monthly["id"], {"sources": ["gacc"], "period": "2020-05"})
+        late = _wait_for(lambda: [t for t in told() if "late" in t["title"] and stuck["id"] in t["text"]], 120,
+                         "the late notification of a run no worker started")
+        assert "went Late" in late[0]["text"], late
+        assert api_call("GET", f"{api}/flow_runs/{stuck['id']}").json()["state"]["name"] == "Late"
+        assert len([t for t in told() if "Failed" in t["title"]]) == 1  # told once, not once per state event
+    finally:
+        if worker is not None:
+            serve.stop(worker)
+        serve.stop(server)
