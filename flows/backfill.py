@@ -242,6 +242,11 @@ class GroupResult:
     months: list[str] = field(default_factory=list)
     rows_by_month: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    carries: dict[str, list[str]] = field(default_factory=dict)  # file -> months of the range it carries (when known)
+
+    def files_for(self, month: str) -> list[str]:
+        """The files of this release carrying `month` (a file whose months are unknown counts for all)."""
+        return [f for f in self.files if f not in self.carries or month in self.carries[f]]
 
     @property
     def rows_written(self) -> int:
@@ -283,25 +288,27 @@ def _publish_groups(settings: Settings, source: Source, files: list[pipeline.Rea
     for group in pipeline.release_groups(files):
         months = sorted({str(m) for f in group for m in f.months if m in span})
         names = [f.ref.name for f in group]
+        carries = {f.ref.name: [] if f.status == "outside" else [str(m) for m in f.months if m in span]
+                   for f in group if f.months or f.status == "outside"}
         years = sorted({m.year for f in group for m in f.months})
         label = (f"{years[0]}" if len(years) == 1 else f"{years[0]}-{years[-1]}") if years else names[0]
         if all(f.status == "outside" for f in group):
             continue
         if all(f.status in ("unchanged", "skipped", "outside") for f in group):
             out.append(GroupResult(label, "unchanged", names, [f.ref.name for f in group if f.status == "unchanged"],
-                                   months))
+                                   months, carries=carries))
             continue
         try:
             report = pipeline.publish_files(settings, source, [f for f in group if f.status != "unchanged"])
         except SourceFailed as e:
-            out.append(GroupResult(label, "failed", names, [], months, error=str(e)))
+            out.append(GroupResult(label, "failed", names, [], months, error=str(e), carries=carries))
             continue
         finally:
             for f in group:  # published or refused: the rows are in the warehouse or in quarantine now
                 f.parsed = None if f.parsed is None else replace(f.parsed, frame=pl.DataFrame(), rows=None)
         out.append(GroupResult(label, "landed" if report.rows_written else "nothing new", names,
                                [f.ref.name for f in group if f.status == "unchanged"], months,
-                               dict(report.rows_by_month)))
+                               dict(report.rows_by_month), carries=carries))
     return out
 
 
@@ -311,8 +318,9 @@ def month_rows(results: dict[str, list[GroupResult]], months: list[str]) -> list
     for n, groups in results.items():
         for m in months:
             touching = [g for g in groups if m in g.months]
-            files = sum(len(g.files) for g in touching)
-            unchanged = sum(len(g.unchanged) for g in touching)
+            carrying = [f for g in touching for f in g.files_for(m)]
+            files = len(carrying)
+            unchanged = len(set(carrying) & {f for g in touching for f in g.unchanged})
             written = sum(g.rows_by_month.get(m, 0) for g in touching)
             status = ("failed" if any(g.status == "failed" for g in touching) else "landed" if written
                       else "unchanged" if unchanged else "nothing new" if touching else "no files")

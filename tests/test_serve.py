@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import time
@@ -31,8 +32,12 @@ def free_port() -> int:
 
 
 def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
+    """Issue 12's acceptance, as the UI would: a custom `backfill` run for 2019-01..2019-06 over the
+    bundled samples (every source with files there) shows its progress and summary on the run
+    itself, one log line per month and source, and lands each file once (one land task per source;
+    a month's line counts the files carrying that month, not every file of the source)."""
     inbox = tmp_path / "inbox"
-    shutil.copytree(SAMPLES / "japan_customs", inbox / "japan_customs")
+    shutil.copytree(SAMPLES, inbox)
     env = serve.environment(free_port(), tmp_path / "prefect")
     env.update({"RAREWATCH_WAREHOUSE": str(tmp_path / "warehouse"), "RAREWATCH_INBOX": str(inbox),
                 "RAREWATCH_TASK_RETRIES": "0"})
@@ -48,7 +53,7 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         assert all(schema[p].get("description") for p in ("start", "end", "sources", "force"))
         worker = serve.start_worker(env)
         answer = api_call("POST", f"{api}/deployments/{by_name['backfill']['id']}/create_flow_run",
-                          json={"parameters": {"start": "2020-01", "end": "2020-03", "sources": ["japan_customs"]}})
+                          json={"parameters": {"start": "2019-01", "end": "2019-06"}})
         assert answer.status_code == 201, answer.text
         run = answer.json()
         deadline = time.monotonic() + 300
@@ -61,9 +66,9 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         assert state and state["type"] == "COMPLETED", state
         clean = pl.scan_parquet(tmp_path / "warehouse" / "clean" / "japan_customs_trade",
                                 hive_partitioning=True).collect()
-        assert {(2020, m) for m in (1, 2, 3)} <= set(clean.select("year", "month").unique().iter_rows())
+        assert {(2019, m) for m in range(1, 7)} <= set(clean.select("year", "month").unique().iter_rows())
         # what the UI shows on the run one started (issue 12): its name, progress and summary, a line per month
-        assert api_call("GET", f"{api}/flow_runs/{run['id']}").json()["name"] == "backfill 2020-01..2020-03"
+        assert api_call("GET", f"{api}/flow_runs/{run['id']}").json()["name"] == "backfill 2019-01..2019-06"
         artifacts = api_call("POST", f"{api}/artifacts/filter",
                              json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
         kinds = {a["key"]: a for a in artifacts}
@@ -74,8 +79,22 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
         ids = [run["id"], *[c["id"] for c in children]]
         logs = api_call("POST", f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": ids}}, "limit": 200}).json()
         lines = [entry["message"] for entry in logs]
-        for m in ("2020-01", "2020-02", "2020-03"):
-            assert sum(line.startswith(f"{m} japan_customs:") for line in lines) == 1, lines
+        months = [f"2019-0{m}" for m in range(1, 7)]
+        sources = ("japan_customs", "gacc", "gacc_imports", "meti")
+        for source in sources:
+            for m in months:
+                assert sum(line.startswith(f"{m} {source}:") for line in lines) == 1, (m, source, lines)
+        # 2019's six Japan Customs files (imports and exports, three chapter blocks) each carry every month
+        assert next(x for x in lines if x.startswith("2019-03 japan_customs:")).endswith("from 6 file(s) (0 unchanged)")
+        assert next(x for x in lines if x.startswith("2019-03 meti:")).endswith("from 1 file(s) (0 unchanged)")
+        summary = kinds["backfill-summary"]["data"]
+        summary = json.loads(summary) if isinstance(summary, str) else summary
+        assert {(r["month"], r["source"]) for r in summary} == {(m, s) for m in months for s in sources}
+        # each source's files are landed by one task, once, whatever months they carry
+        tasks = api_call("POST", f"{api}/task_runs/filter", json={"task_runs": {"flow_run_id": {"any_": ids}}}).json()
+        lands = sorted(t["name"] for t in tasks if t["name"].startswith("land "))
+        assert lands == sorted(f"land {s} inbox ({len(list((inbox / s.removesuffix('_imports')).iterdir()))} files)"
+                               for s in sources), lands
     finally:
         if worker is not None:
             serve.stop(worker)
@@ -172,7 +191,6 @@ def test_a_failed_monthly_run_and_a_late_one_reach_the_operators_webhook(tmp_pat
     with the operator's webhook (a local HTTP server); a `monthly-refresh` run made to fail (a
     China Customs page with no table in the inbox) is told as Failed; a run no worker starts goes
     Late and, with no Completed within RAREWATCH_LATE_AFTER_HOURS (12 s here), is told as late."""
-    import json
 
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     inbox = tmp_path / "inbox"
