@@ -25,19 +25,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `exec`: the shell make starts for a recipe line is replaced by the program, so a SIGTERM that
+# make forwards to its child reaches the program itself (a shell would die and leave it running).
 run: $(STAMP)
-	RAREWATCH_INBOX=$${RAREWATCH_INBOX:-samples/inbox} $(BIN)/rarewatch refresh
+	RAREWATCH_INBOX=$${RAREWATCH_INBOX:-samples/inbox} exec $(BIN)/rarewatch refresh
 
 # The live sources (network), schedules active; `make serve-samples` serves the bundled samples
 # with every schedule paused. RAREWATCH_SERVE_PORT (default 4200) moves the UI.
 serve: $(STAMP)
-	$(BIN)/python -m flows.serve
+	exec $(BIN)/python -m flows.serve
 
 serve-samples: $(STAMP)
-	RAREWATCH_INBOX=samples/inbox $(BIN)/python -m flows.serve
+	RAREWATCH_INBOX=samples/inbox exec $(BIN)/python -m flows.serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	exec $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

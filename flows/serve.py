@@ -49,7 +49,7 @@ def start_server(env: dict[str, str], timeout: float = 120.0) -> subprocess.Pope
     port = env["PREFECT_SERVER_API_PORT"]
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,20 +81,76 @@ def deploy(env: dict[str, str]) -> None:
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a child and everything it started."""
-    if proc.poll() is None:
+def _die_with_parent() -> None:
+    """In a child before exec (Linux): SIGTERM when the process that started it dies, so even a
+    SIGKILLed `make serve` leaves no server or worker behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc; none where there is no /proc). The worker starts
+    each flow run in a session of its own, out of reach of a signal to the worker's group."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal_groups(groups: set[int], sig: int) -> None:
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop a child and everything it started, flow runs in their own sessions included: SIGTERM
+    to its group (a worker then marks its runs), the same to any process group below it still
+    there, SIGKILL to whatever outlives `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    groups = {proc.pid}
+    for pid in descendants(proc.pid):
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    _signal_groups({proc.pid}, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_groups(groups - {os.getpgrp()}, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive_group(g) for g in groups):
+        time.sleep(0.2)
+    _signal_groups(groups - {os.getpgrp()}, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(timeout=5)
+
+
+def _alive_group(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 def port_taken(port: int) -> bool:

@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import time
+from pathlib import Path
 
 import polars as pl
 import requests
@@ -131,9 +132,85 @@ def _processes_with_home(home: str) -> list[int]:
     return found
 
 
+def _serve_samples_command() -> tuple[list[str], dict[str, str]]:
+    """`make serve-samples` itself when the tests run from the project's .venv (`make test`), so
+    the signal goes through make as an operator's would; else the module it runs."""
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+
+    if Path(sys.executable).parent == REPO / ".venv" / "bin" and (REPO / ".venv" / ".installed").exists():
+        return ["make", "-s", "serve-samples"], {}
+    return [sys.executable, "-m", "flows.serve"], {"RAREWATCH_INBOX": str(SAMPLES)}
+
+
 def test_serve_samples_pauses_the_schedules_and_sigterm_leaves_no_process(tmp_path):
     """Sample mode is said and its schedules paused (scheduled runs would land invented figures);
-    SIGTERM to `make serve` stops the server, the worker and their children."""
+    SIGTERM to `make serve-samples` while a backfill runs stops the server, the worker and the
+    flow run (the worker starts it in a session of its own), and publishes nothing of that run.
+    (Through make: its recipe's shell once died of the signal and left everything running.)"""
+    import os
+    import signal
+    import subprocess
+
+    from conftest import REPO
+    from flows.warehouse import Warehouse
+
+    port = free_port()
+    home = tmp_path / "prefect"
+    command, extra = _serve_samples_command()
+    env = {**os.environ, "RAREWATCH_SERVE_PORT": str(port), "RAREWATCH_SERVE_HOME": str(home),
+           "RAREWATCH_WAREHOUSE": str(tmp_path / "warehouse"), **extra}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("UI:"):
+                break
+        assert any("SAMPLE MODE" in x for x in lines), "".join(lines) + proc.stderr.read() if proc.poll() else lines
+        deployments = api_call("POST", f"{api}/deployments/filter", json={}).json()
+        schedules = [s for d in deployments for s in d.get("schedules", [])]
+        assert schedules and not any(s["active"] for s in schedules)
+        assert _processes_with_home(str(home))
+        # a backfill that stays running: this test holds the warehouse's writer lock
+        with Warehouse(str(tmp_path / "warehouse")).writer("the test holds the lock", timeout=10):
+            backfill = next(d for d in deployments if d["name"] == "backfill")
+            run = api_call("POST", f"{api}/deployments/{backfill['id']}/create_flow_run",
+                           json={"parameters": {"start": "2019-01", "end": "2019-06"}}).json()
+            _wait_for(lambda: api_call("GET", f"{api}/flow_runs/{run['id']}").json()["state"]["type"] == "RUNNING",
+                      180, "the backfill to run")
+            engines = [pid for pid in _processes_with_home(str(home))
+                       if b"prefect.engine" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert engines, "no flow run process found"
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=180)
+    for _ in range(60):
+        if not _processes_with_home(str(home)):
+            break
+        time.sleep(1)
+    left = _processes_with_home(str(home))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left behind: {left}"
+    assert not serve.port_taken(port)
+    assert not (tmp_path / "warehouse" / "clean").exists()  # the run stopped published nothing
+
+
+def test_a_killed_serve_leaves_no_server_or_worker(tmp_path):
+    """SIGKILL (kill -9, the OOM killer) cannot be handled: the server and the worker are started
+    to receive SIGTERM when the process that started them dies (Linux), and then stop."""
     import os
     import signal
     import subprocess
@@ -145,34 +222,20 @@ def test_serve_samples_pauses_the_schedules_and_sigterm_leaves_no_process(tmp_pa
            "RAREWATCH_INBOX": str(SAMPLES), "RAREWATCH_WAREHOUSE": str(tmp_path / "warehouse")}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    lines = []
+                            stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
+        for line in proc.stdout:
             if line.startswith("UI:"):
                 break
-        assert any("SAMPLE MODE" in x for x in lines), "".join(lines) + proc.stderr.read() if proc.poll() else lines
-        api = f"http://127.0.0.1:{port}/api"
-        deployments = api_call("POST", f"{api}/deployments/filter", json={}).json()
-        schedules = [s for d in deployments for s in d.get("schedules", [])]
-        assert schedules and not any(s["active"] for s in schedules)
-        assert _processes_with_home(str(home))
+        assert len(_processes_with_home(str(home))) >= 2  # the server and the worker
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
-    for _ in range(60):
-        if not _processes_with_home(str(home)):
-            break
-        time.sleep(1)
-    left = _processes_with_home(str(home))
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes left behind: {left}"
+        proc.kill()
+        proc.wait(timeout=30)
+    try:
+        _wait_for(lambda: not _processes_with_home(str(home)), 90, "the server and the worker to stop")
+    finally:
+        for pid in _processes_with_home(str(home)):  # a failing run of this test cleans up after itself
+            os.kill(pid, signal.SIGKILL)
     assert not serve.port_taken(port)
 
 
