@@ -116,6 +116,7 @@ def backfill(
                 months, names, force, max_parallel, str(progress))
             create_table_artifact(key="backfill-summary", table=out["jobs"],
                                   description=f"What happened per month and source, {start}..{end}")
+            log_month_rows(out["jobs"])  # in the Logs tab of the run one started
     if out["errors"]:
         landed = f"published: {', '.join(out['landed'])}" if out["landed"] else "nothing was published"
         raise SourceFailed("backfill", [RarewatchError(e) for e in out["errors"]], note=landed)
@@ -202,8 +203,8 @@ def backfill_months(months: list[str], names: list[str], force: bool, max_parall
                     g.status, g.error, g.rows_by_month = "failed", f"not published: the indicators failed: {e}"[:2000], {}
             extra_errors.append(f"{n}: indicators failed, nothing of {n} was published: {e}")
     rows = month_rows(results, months)
-    for r in rows:
-        logger.info("%s %s: %s", r["month"], r["source"], r["detail"])
+    if progress_id is None:  # called on its own; under `backfill` the run one started logs them
+        log_month_rows(rows)
     landed = sorted(n for n, gs in results.items() if any(g.rows_written for g in gs))
     for name, needs, compute in (("mirror_gaps", {"comtrade", "japan_customs"}, compute_mirror_gaps),
                                  ("reserve_coverage", {"japan_customs", "meti"}, compute_reserves)):
@@ -310,6 +311,13 @@ def _publish_groups(settings: Settings, source: Source, files: list[pipeline.Rea
                                [f.ref.name for f in group if f.status == "unchanged"], months,
                                dict(report.rows_by_month), carries=carries))
     return out
+
+
+def log_month_rows(rows: list[dict[str, Any]]) -> None:
+    """One log line per month and source: "2019-03 japan_customs: 1,891 rows landed from 6 file(s) ..."."""
+    logger = get_run_logger()
+    for r in rows:
+        (logger.error if r["status"] == "failed" else logger.info)("%s %s: %s", r["month"], r["source"], r["detail"])
 
 
 def month_rows(results: dict[str, list[GroupResult]], months: list[str]) -> list[dict[str, Any]]:

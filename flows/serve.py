@@ -138,8 +138,8 @@ def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
         pass
     _signal_groups(groups - {os.getpgrp()}, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive_group(g) for g in groups):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and (proc.poll() is None or any(_alive_group(g) for g in groups)):
+        time.sleep(0.2)  # poll() reaps the child: a zombie leader would keep its group "alive"
     _signal_groups(groups - {os.getpgrp()}, signal.SIGKILL)
     if proc.poll() is None:
         proc.wait(timeout=5)
