@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
@@ -120,7 +121,19 @@ def backfill(
     if out["errors"]:
         landed = f"published: {', '.join(out['landed'])}" if out["landed"] else "nothing was published"
         raise SourceFailed("backfill", [RarewatchError(e) for e in out["errors"]], note=landed)
-    return out
+    return Completed(message=summary_message(out["jobs"]), data=out)  # callers get `out`
+
+
+def summary_message(rows: list[dict[str, Any]]) -> str:
+    """The Completed state's message: rows landed per source, and how many months were unchanged."""
+    per_source: dict[str, int] = {}
+    for r in rows:
+        per_source[r["source"]] = per_source.get(r["source"], 0) + r["rows_written"]
+    unchanged = sum(r["status"] == "unchanged" for r in rows)
+    text = ", ".join(f"{n} {rows_:,}" for n, rows_ in per_source.items())
+    total = sum(per_source.values())
+    return (f"{total:,} rows landed ({text})" if total else "nothing new landed") + \
+        (f"; {unchanged} month-source pair(s) unchanged" if unchanged else "")
 
 
 def _months_run_name() -> str:

@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
+from prefect.states import Completed
 from pydantic import Field
 
 from flows import checks, pipeline, publication
@@ -166,7 +167,23 @@ def monthly_refresh(
                     failures.append(e if isinstance(e, SourceFailed) else SourceFailed("japan_customs", [e]))
                     results["japan_customs_previous_year"] = {"status": "failed", "error": str(e)}
     raise_failures(results, failures)
-    return results
+    # the run's state says what it did, in the UI's run page and list ("gacc: not published yet, next try: ...")
+    return Completed(message=run_message(results), data=results)  # callers get `results`
+
+
+def run_message(results: dict[str, Any]) -> str:
+    """One line per source for the Completed state: rows landed, not published yet (with the next
+    try), skipped; then how many new alerts."""
+    parts = []
+    for name, r in results.items():
+        if name in ("alerts", "mirror_gaps", "reserve_coverage") or not isinstance(r, dict):
+            continue
+        if r.get("status") == "ok":
+            parts.append(f"{name}: {r.get('rows_written', 0):,} rows landed" + (f" ({r['focus']})" if r.get("focus") else ""))
+        elif r.get("status") in ("not_published", "skipped"):
+            parts.append(f"{name}: {r['reason']}" if r["status"] == "not_published" else f"{name}: skipped, {r['reason']}")
+    new = len((results.get("alerts") or {}).get("new") or [])
+    return "; ".join(parts + ([f"{new} new alert(s)"] if new else [])) or "nothing to do"
 
 
 def raise_failures(results: dict[str, Any], failures: list[SourceFailed]) -> None:

@@ -214,9 +214,13 @@ def test_a_release_not_out_yet_ends_the_run_completed_with_a_note(httpserver, se
     settings_env(gacc_base_url=httpserver.url_for("").rstrip("/"), inbox=None, http_retries=0)
     from flows.monthly import monthly_refresh
 
-    result = monthly_refresh(period="2020-08", sources=["gacc"])
+    state = monthly_refresh(period="2020-08", sources=["gacc"], return_state=True)
+    result = state.result()
     assert result["gacc"]["status"] == "not_published"
     assert "not published yet" in result["gacc"]["reason"] and "next try" in result["gacc"]["reason"]
+    # the run's own state says so, where the UI shows it
+    assert state.is_completed() and state.message.startswith("gacc: not published yet"), state.message
+    assert "next try" in state.message
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import time
@@ -69,7 +70,10 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
                                 hive_partitioning=True).collect()
         assert {(2019, m) for m in range(1, 7)} <= set(clean.select("year", "month").unique().iter_rows())
         # what the UI shows on the run one started (issue 12): its name, progress and summary, a line per month
-        assert api_call("GET", f"{api}/flow_runs/{run['id']}").json()["name"] == "backfill 2019-01..2019-06"
+        finished = api_call("GET", f"{api}/flow_runs/{run['id']}").json()
+        assert finished["name"] == "backfill 2019-01..2019-06"
+        assert re.match(r"[\d,]+ rows landed \(japan_customs [\d,]+, gacc [\d,]+, gacc_imports [\d,]+, meti [\d,]+\)$",
+                        finished["state"]["message"]), finished["state"]  # the state says what the run did
         artifacts = api_call("POST", f"{api}/artifacts/filter",
                              json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
         kinds = {a["key"]: a for a in artifacts}
