@@ -61,7 +61,9 @@ def ensure_automations(webhook_url: str | None, late_after_hours: float) -> str:
     from prefect.events.schemas.automations import EventTrigger
 
     if webhook_url:
-        block = CustomWebhookNotificationBlock(name=BLOCK, url=webhook_url, method="POST",
+        # the URL is a secret of the block (webhook URLs carry tokens): the UI shows `{{webhook_url}}`
+        block = CustomWebhookNotificationBlock(name=BLOCK, url="{{webhook_url}}", method="POST",
+                                               secrets={"webhook_url": webhook_url},
                                                json_data={"title": "{{subject}}", "text": "{{body}}"})
         block_id = block.save(BLOCK, overwrite=True)
     else:

@@ -68,6 +68,12 @@ def test_an_alert_event_reaches_the_operators_webhook(tmp_path, httpserver):
         assert any("Failed" in t for t in titles), titles
         import requests
 
+        # the webhook URL is kept as a secret of the block: not in what the UI reads
+        blocks = requests.post(f"{env['PREFECT_API_URL']}/block_documents/filter",
+                               json={"include_secrets": False}, timeout=30).json()
+        notify = next(b for b in blocks if b["name"] == "rarewatch-notify")
+        assert notify["data"]["url"] == "{{webhook_url}}"
+        assert httpserver.url_for("/hook") not in json.dumps(blocks)
         autos = requests.post(f"{env['PREFECT_API_URL']}/automations/filter", json={}, timeout=30).json()
         late = next(a for a in autos if a["name"] == "rarewatch monthly refresh late")
         assert late["trigger"]["posture"] == "Proactive" and late["trigger"]["within"] == 36 * 3600
