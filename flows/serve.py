@@ -94,21 +94,14 @@ def _die_with_parent() -> None:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (from /proc; none where there is no /proc). The worker starts
-    each flow run in a session of its own, out of reach of a signal to the worker's group."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Every process below `pid`. The worker starts each flow run in a session of its own, out of
+    reach of a signal to the worker's group."""
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _signal_groups(groups: set[int], sig: int) -> None:
