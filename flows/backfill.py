@@ -129,11 +129,10 @@ def summary_message(rows: list[dict[str, Any]]) -> str:
     per_source: dict[str, int] = {}
     for r in rows:
         per_source[r["source"]] = per_source.get(r["source"], 0) + r["rows_written"]
-    unchanged = sum(r["status"] == "unchanged" for r in rows)
-    text = ", ".join(f"{n} {rows_:,}" for n, rows_ in per_source.items())
     total = sum(per_source.values())
-    return (f"{total:,} rows landed ({text})" if total else "nothing new landed") + \
-        (f"; {unchanged} month-source pair(s) unchanged" if unchanged else "")
+    unchanged = sum(r["status"] == "unchanged" for r in rows)
+    landed = f"{total:,} rows landed ({', '.join(f'{n} {k:,}' for n, k in per_source.items())})"
+    return (landed if total else "nothing new landed") + (f"; {unchanged} month-source pair(s) unchanged" if unchanged else "")
 
 
 def _months_run_name() -> str:

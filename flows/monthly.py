@@ -178,10 +178,13 @@ def run_message(results: dict[str, Any]) -> str:
     for name, r in results.items():
         if name in ("alerts", "mirror_gaps", "reserve_coverage") or not isinstance(r, dict):
             continue
-        if r.get("status") == "ok":
+        status = r.get("status")
+        if status == "ok":
             parts.append(f"{name}: {r.get('rows_written', 0):,} rows landed" + (f" ({r['focus']})" if r.get("focus") else ""))
-        elif r.get("status") in ("not_published", "skipped"):
-            parts.append(f"{name}: {r['reason']}" if r["status"] == "not_published" else f"{name}: skipped, {r['reason']}")
+        elif status == "not_published":
+            parts.append(f"{name}: {r['reason']}")
+        elif status == "skipped":
+            parts.append(f"{name}: skipped, {r['reason']}")
     new = len((results.get("alerts") or {}).get("new") or [])
     return "; ".join(parts + ([f"{new} new alert(s)"] if new else [])) or "nothing to do"
 

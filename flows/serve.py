@@ -124,16 +124,17 @@ def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
             groups.add(os.getpgid(pid))
         except ProcessLookupError:
             pass
+    groups.discard(os.getpgrp())  # never our own
     _signal_groups({proc.pid}, signal.SIGTERM)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
-    _signal_groups(groups - {os.getpgrp()}, signal.SIGTERM)
+    _signal_groups(groups, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and (proc.poll() is None or any(_alive_group(g) for g in groups)):
         time.sleep(0.2)  # poll() reaps the child: a zombie leader would keep its group "alive"
-    _signal_groups(groups - {os.getpgrp()}, signal.SIGKILL)
+    _signal_groups(groups, signal.SIGKILL)
     if proc.poll() is None:
         proc.wait(timeout=5)
 
