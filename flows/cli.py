@@ -299,6 +299,16 @@ def sources_check(source: Optional[list[str]] = SourceOpt) -> int:
     return _sources_check(source)
 
 
+def project_prefect_home() -> None:
+    """Run from a source checkout, `rarewatch` keeps Prefect's state where `make run` does (the
+    Makefile's PREFECT_HOME, `.prefect/` in the checkout), so `.venv/bin/rarewatch server stop`
+    finds the server `make run` started and both see the same runs. An explicit PREFECT_HOME
+    wins; an installed rarewatch keeps Prefect's default (~/.prefect). Before Prefect is imported."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not os.environ.get("PREFECT_HOME") and (checkout / "Makefile").is_file() and (checkout / "pyproject.toml").is_file():
+        os.environ["PREFECT_HOME"] = str(checkout / ".prefect")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Every failure ends as one paragraph on stderr and a non-zero exit code, never a bare
     traceback: rarewatch's own errors as they are, invalid settings naming the variable, folders
@@ -306,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     was kept. SIGTERM is handled like Ctrl-C: the run in progress publishes nothing, and a local
     Prefect server this command started is stopped."""
     global _INTERRUPTED
+    if argv is None:  # the `rarewatch` command itself (tests call main with their own arguments and environment)
+        project_prefect_home()
     previous = signal.signal(signal.SIGTERM, _terminated)
     command = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), "")
     interrupted = (f"rarewatch {command}: interrupted; the run in progress published nothing (the warehouse is as "
@@ -390,11 +402,13 @@ def _server(action: str) -> int:
         if action == "start":
             print(f"Prefect API: {prefect_api.start_server()}")
         elif action == "stop":
-            print("stopped" if prefect_api.stop_server() else "no rarewatch Prefect server was running")
+            print("stopped" if prefect_api.stop_server() else
+                  f"no rarewatch Prefect server was running (PREFECT_HOME={prefect_api.home()})")
         else:
             state = prefect_api.recorded()
             if state is None:
-                print("no rarewatch Prefect server is running (the next command starts one)")
+                print(f"no rarewatch Prefect server is running (PREFECT_HOME={prefect_api.home()}; the next command "
+                      "starts one)")
                 return 1
             up = prefect_api.healthy(state["url"])
             print(f"{'running' if up else 'not answering'}: {state['url']} (pid {state['pid']}, log {state['log']})")

@@ -101,3 +101,22 @@ def test_ingest_puts_files_in_their_source_folder_and_lands_them(settings_env, c
     (drop / "notes.txt").write_text("hello")
     assert main(["ingest", str(drop / "notes.txt")]) == 1
     assert "not recognised" in capsys.readouterr().err
+
+
+def test_the_command_uses_the_checkouts_prefect_home_like_make(tmp_path):
+    """`make run` keeps Prefect's state in the checkout's .prefect/ (the Makefile's PREFECT_HOME);
+    `.venv/bin/rarewatch server stop` run by hand must look there too (it looked in ~/.prefect and
+    said no server was running while make run's kept running). An explicit PREFECT_HOME wins."""
+    import os
+
+    from conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")}
+    env["HOME"] = str(tmp_path)
+    by_hand = subprocess.run([sys.executable, "-m", "flows.cli", "server", "status"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert str(REPO / ".prefect") in by_hand.stdout, by_hand.stdout + by_hand.stderr
+    env["PREFECT_HOME"] = str(tmp_path / "elsewhere")
+    told = subprocess.run([sys.executable, "-m", "flows.cli", "server", "status"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert f"PREFECT_HOME={tmp_path / 'elsewhere'}" in told.stdout and told.returncode == 1
