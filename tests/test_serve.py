@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import polars as pl
 import requests
 
-from conftest import SAMPLES
+from conftest import REPO, SAMPLES
 from flows import serve
+from flows.warehouse import Warehouse
 
 
 def api_call(method: str, url: str, **kwargs) -> requests.Response:
@@ -31,6 +36,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait_for(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"waited {seconds:.0f} s for {what}")
+
+
+def _ended(api: str, run_id: str) -> dict:
+    """The run's final state, once it has one."""
+    return _wait_for(lambda: (s := api_call("GET", f"{api}/flow_runs/{run_id}").json()["state"])["type"]
+                     in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and s, 300, "the run to end")
+
+
+def _assert_nothing_left(home: Path, port: int) -> None:
+    """No process with this PREFECT_HOME within 90 s, and the port free; leftovers of a failing
+    run of the test are killed."""
+    try:
+        _wait_for(lambda: not _processes_with_home(str(home)), 90, "every process of the serve to stop")
+    finally:
+        for pid in _processes_with_home(str(home)):
+            os.kill(pid, signal.SIGKILL)
+    assert not serve.port_taken(port)
 
 
 def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
@@ -58,14 +90,8 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
                           json={"parameters": {"start": "2019-01", "end": "2019-06"}})
         assert answer.status_code == 201, answer.text
         run = answer.json()
-        deadline = time.monotonic() + 300
-        state = None
-        while time.monotonic() < deadline:
-            state = api_call("GET", f"{api}/flow_runs/{run['id']}").json()["state"]
-            if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                break
-            time.sleep(2)
-        assert state and state["type"] == "COMPLETED", state
+        state = _ended(api, run["id"])
+        assert state["type"] == "COMPLETED", state
         clean = pl.scan_parquet(tmp_path / "warehouse" / "clean" / "japan_customs_trade",
                                 hive_partitioning=True).collect()
         assert {(2019, m) for m in range(1, 7)} <= set(clean.select("year", "month").unique().iter_rows())
@@ -115,14 +141,11 @@ def test_serve_deploys_and_a_backfill_runs_through_the_api(tmp_path):
 
 
 def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path):
-    import subprocess
-    import sys
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {**__import__("os").environ, "RAREWATCH_SERVE_PORT": str(port), "RAREWATCH_SERVE_HOME": str(tmp_path)}
+        env = {**os.environ, "RAREWATCH_SERVE_PORT": str(port), "RAREWATCH_SERVE_HOME": str(tmp_path)}
         done = subprocess.run([sys.executable, "-m", "flows.serve"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"port {port}" in done.stderr and "RAREWATCH_SERVE_PORT" in done.stderr
@@ -130,8 +153,6 @@ def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path):
 
 
 def _processes_with_home(home: str) -> list[int]:
-    from pathlib import Path
-
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -147,11 +168,6 @@ def _processes_with_home(home: str) -> list[int]:
 def _serve_samples_command() -> tuple[list[str], dict[str, str]]:
     """`make serve-samples` itself when the tests run from the project's .venv (`make test`), so
     the signal goes through make as an operator's would; else the module it runs."""
-    import sys
-    from pathlib import Path
-
-    from conftest import REPO
-
     if Path(sys.executable).parent == REPO / ".venv" / "bin" and (REPO / ".venv" / ".installed").exists():
         return ["make", "-s", "serve-samples"], {}
     return [sys.executable, "-m", "flows.serve"], {"RAREWATCH_INBOX": str(SAMPLES)}
@@ -162,13 +178,6 @@ def test_serve_samples_pauses_the_schedules_and_sigterm_leaves_no_process(tmp_pa
     SIGTERM to `make serve-samples` while a backfill runs stops the server, the worker and the
     flow run (the worker starts it in a session of its own), and publishes nothing of that run.
     (Through make: its recipe's shell once died of the signal and left everything running.)"""
-    import os
-    import signal
-    import subprocess
-
-    from conftest import REPO
-    from flows.warehouse import Warehouse
-
     port = free_port()
     home = tmp_path / "prefect"
     command, extra = _serve_samples_command()
@@ -208,26 +217,13 @@ def test_serve_samples_pauses_the_schedules_and_sigterm_leaves_no_process(tmp_pa
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=180)
-    for _ in range(60):
-        if not _processes_with_home(str(home)):
-            break
-        time.sleep(1)
-    left = _processes_with_home(str(home))
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes left behind: {left}"
-    assert not serve.port_taken(port)
+    _assert_nothing_left(home, port)
     assert not (tmp_path / "warehouse" / "clean").exists()  # the run stopped published nothing
 
 
 def test_a_killed_serve_leaves_no_server_or_worker(tmp_path):
     """SIGKILL (kill -9, the OOM killer) cannot be handled: the server and the worker are started
     to receive SIGTERM when the process that started them dies (Linux), and then stop."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     port = free_port()
     home = tmp_path / "prefect"
     env = {**os.environ, "RAREWATCH_SERVE_PORT": str(port), "RAREWATCH_SERVE_HOME": str(home),
@@ -243,22 +239,7 @@ def test_a_killed_serve_leaves_no_server_or_worker(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    try:
-        _wait_for(lambda: not _processes_with_home(str(home)), 90, "the server and the worker to stop")
-    finally:
-        for pid in _processes_with_home(str(home)):  # a failing run of this test cleans up after itself
-            os.kill(pid, signal.SIGKILL)
-    assert not serve.port_taken(port)
-
-
-def _wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"waited {seconds:.0f} s for {what}")
+    _assert_nothing_left(home, port)
 
 
 def test_a_failed_monthly_run_and_a_late_one_reach_the_operators_webhook(tmp_path, httpserver):
@@ -297,8 +278,7 @@ def test_a_failed_monthly_run_and_a_late_one_reach_the_operators_webhook(tmp_pat
                        if d["name"] == "monthly-refresh")
         worker = serve.start_worker(env)
         failing = run_of(monthly["id"], {"sources": ["gacc"]})
-        state = _wait_for(lambda: (s := api_call("GET", f"{api}/flow_runs/{failing['id']}").json()["state"])["type"]
-                          in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the monthly run to end")
+        state = _ended(api, failing["id"])
         assert state["type"] == "FAILED", state
         assert "table5_2020-05_cny.html" in state["message"], state["message"]
         failed = _wait_for(lambda: [t for t in told() if "Failed" in t["title"]], 60, "the failure notification")
